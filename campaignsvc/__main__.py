@@ -1,0 +1,3 @@
+from campaignsvc.cli import main
+
+raise SystemExit(main())

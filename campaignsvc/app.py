@@ -1,0 +1,104 @@
+"""The process tree: one trio run, one asyncio loop bridged inside it, one infrastructure nursery.
+
+::
+
+    trio.run(main) → trio_asyncio.open_loop() → database (embedded or DATABASE_URL)
+      └─ nursery "infrastructure" — one-cancels-all
+         ├─ Store        asyncpg pool
+         ├─ Supervisor   actor nursery, isolate-and-restart
+         └─ HTTP         hypercorn.trio.serve(quart-trio app)
+
+Shutdown (SIGTERM/SIGINT): stop accepting HTTP and drain requests, stop the supervisor (in-flight sends
+finish, bounded by SHUTDOWN_GRACE_SECONDS), then cancel what is left and close the pool.
+"""
+
+from __future__ import annotations
+
+import signal
+from functools import partial
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from campaignsvc.actors.supervisor import Supervisor
+from campaignsvc.config import Settings
+from campaignsvc.http.app import create_app
+from campaignsvc.http.context import Services
+from campaignsvc.logs import get_logger
+from campaignsvc.storage import migrate
+from campaignsvc.storage.store import Store
+
+log = get_logger(__name__)
+
+
+async def migrate_database(dsn: str, settings: Settings) -> list[str]:
+    applied = await migrate.apply(dsn, migrate.discover(crm_schema=settings.crm_schema))
+    log.info("migrate.done", applied=applied, crm_schema=settings.crm_schema)
+    return applied
+
+
+async def _serve_http(
+    app: object,
+    settings: Settings,
+    shutdown: trio.Event,
+    done: trio.Event,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    config = HypercornConfig()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.graceful_timeout = settings.shutdown_grace_s
+    config.accesslog = None
+    config.errorlog = None
+    config.keep_alive_timeout = 75
+    try:
+        await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)  # type: ignore[arg-type]
+    finally:
+        done.set()
+
+
+async def run_service(
+    settings: Settings,
+    dsn: str,
+    shutdown: trio.Event,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the service until ``shutdown`` is set; reports the bound URLs through ``task_status``."""
+    async with Store.open(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max) as store:
+        supervisor = Supervisor(store, settings)
+        http_done = trio.Event()
+        async with trio.open_nursery() as infrastructure:
+            await infrastructure.start(supervisor.run)
+            app = create_app(Services(settings=settings, store=store, supervisor=supervisor))
+            binds = await infrastructure.start(_serve_http, app, settings, shutdown, http_done)
+            log.info("service.listening", urls=binds)
+            task_status.started(binds)
+            await shutdown.wait()
+            log.info("service.stopping")
+            with trio.move_on_after(settings.shutdown_grace_s):
+                await http_done.wait()
+            await supervisor.stop(settings.shutdown_grace_s)
+            infrastructure.cancel_scope.cancel()
+    log.info("service.stopped")
+
+
+async def watch_signals(shutdown: trio.Event, abort: trio.CancelScope) -> None:
+    """First SIGTERM/SIGINT: graceful shutdown. A second one: stop waiting and cancel everything."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            if shutdown.is_set():
+                log.warning("service.forced_stop", signal=signal.Signals(signum).name)
+                abort.cancel()
+                return
+            log.info("service.signal", signal=signal.Signals(signum).name)
+            shutdown.set()
+
+
+async def serve_until_signalled(settings: Settings, dsn: str, shutdown: trio.Event | None = None) -> None:
+    shutdown = trio.Event() if shutdown is None else shutdown
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(watch_signals, shutdown, nursery.cancel_scope))
+        await run_service(settings, dsn, shutdown)
+        nursery.cancel_scope.cancel()

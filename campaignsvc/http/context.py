@@ -1,0 +1,27 @@
+"""What request handlers can reach: the runtime's long-lived objects."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from quart import current_app
+
+from campaignsvc.config import Settings
+from campaignsvc.storage.store import Store
+
+if TYPE_CHECKING:
+    from campaignsvc.actors.supervisor import Supervisor
+
+
+@attrs.define
+class Services:
+    settings: Settings
+    store: Store
+    supervisor: Supervisor
+    # Reports the broker connection for /health: "not_configured", "ok" or "disconnected".
+    amqp_state: Any = attrs.field(default=lambda: "not_configured")
+
+
+def services() -> Services:
+    return current_app.config["SERVICES"]

@@ -1,0 +1,18 @@
+"""Prometheus metrics, one registry for the process (the default one, with process metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["method", "route", "status"])
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request duration",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def render() -> tuple[bytes, str]:
+    """The text exposition of every registered metric and its content type."""
+    return generate_latest(), CONTENT_TYPE_LATEST
