@@ -10,7 +10,7 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 
 from campaignsvc import metrics
-from campaignsvc.http import errors, health
+from campaignsvc.http import campaigns, errors, health, lifecycle, openapi
 from campaignsvc.http.context import Services
 from campaignsvc.http.jsonenc import JSONProvider
 
@@ -27,7 +27,8 @@ def create_app(svc: Services) -> QuartTrio:
     app.url_map.strict_slashes = False
 
     errors.install(app)
-    app.register_blueprint(health.bp)
+    for blueprint in (health.bp, openapi.bp, campaigns.bp, lifecycle.bp):
+        app.register_blueprint(blueprint)
 
     @app.before_request
     async def _begin() -> None:

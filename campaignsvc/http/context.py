@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 from quart import current_app
@@ -20,7 +21,9 @@ class Services:
     store: Store
     supervisor: Supervisor
     # Reports the broker connection for /health: "not_configured", "ok" or "disconnected".
-    amqp_state: Any = attrs.field(default=lambda: "not_configured")
+    amqp_state: Callable[[], str] = attrs.field(default=lambda: "not_configured")
+    # Called after a commit that wrote outbox rows, so the relay publishes them without waiting.
+    events_written: Callable[[], None] = attrs.field(default=lambda: None)
 
 
 def services() -> Services:

@@ -1,0 +1,2 @@
+"""Request and response models of the HTTP API (pydantic): they validate input and describe output in
+``/openapi.json``."""
