@@ -64,3 +64,22 @@ class MigrationError(CampaignsvcError):
 
 class EmbeddedPostgresError(CampaignsvcError):
     """The embedded PostgreSQL server could not be initialised or started."""
+
+
+class BrokerError(CampaignsvcError):
+    """RabbitMQ refused an operation for a reason retrying will not fix (access refused, an exchange or
+    queue declared with other arguments)."""
+
+
+class BrokerUnavailable(BrokerError):
+    """RabbitMQ cannot be reached or the connection was lost; events wait in the outbox (or on the
+    broker) and the robust connection keeps trying."""
+
+
+class InvalidEvent(CampaignsvcError):
+    """An inbound event is not JSON or not a v1 envelope; ``reason`` says what is wrong and is what the
+    dead-letter queue records."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -202,7 +202,7 @@ async def test_delete__active_campaign_is_refused(client, org, store):
 
 
 async def test_duplicate__copies_templates_steps_and_audience_as_draft(client, org, store):
-    row = await _create(client, org, targetAudience={"contactIds": [str(uuid.uuid4())] and [], "limit": 5})
+    row = await _create(client, org, targetAudience={"limit": 5})
     cid = uuid.UUID(row["id"])
     tpl = await store.fetchval(
         "INSERT INTO campaign_templates (organization_id, campaign_id, name, channel, content) "
