@@ -10,7 +10,19 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 
 from campaignsvc import metrics
-from campaignsvc.http import campaigns, errors, health, lifecycle, openapi
+from campaignsvc.http import (
+    audience,
+    campaigns,
+    errors,
+    health,
+    lifecycle,
+    lookups,
+    openapi,
+    preview,
+    reporting,
+    sequences,
+    templates,
+)
 from campaignsvc.http.context import Services
 from campaignsvc.http.jsonenc import JSONProvider
 
@@ -27,8 +39,21 @@ def create_app(svc: Services) -> QuartTrio:
     app.url_map.strict_slashes = False
 
     errors.install(app)
-    for blueprint in (health.bp, openapi.bp, campaigns.bp, lifecycle.bp):
-        app.register_blueprint(blueprint)
+    # werkzeug ranks static segments (/agents, /presets) above variables (/<id>): order does not matter.
+    blueprints = (
+        health,
+        openapi,
+        campaigns,
+        lifecycle,
+        templates,
+        sequences,
+        lookups,
+        audience,
+        reporting,
+        preview,
+    )
+    for module in blueprints:
+        app.register_blueprint(module.bp)
 
     @app.before_request
     async def _begin() -> None:
