@@ -1,4 +1,4 @@
-"""``campaignsvc serve | migrate | demo``: the console entry point."""
+"""``campaignsvc serve | migrate | demo | sandbox``: the console entry point."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from campaignsvc import __version__, logs
 from campaignsvc.app import migrate_database, serve_until_signalled
 from campaignsvc.config import Settings
 from campaignsvc.errors import CampaignsvcError, ConfigError
+from campaignsvc.sandbox import cli as sandbox_cli
 from campaignsvc.storage.embedded import database_dsn
 
 
@@ -29,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the service on the embedded database, migrated")
     demo.add_argument("--fresh", action="store_true", help="start from an empty demo database")
+
+    sandbox_cli.add_parser(commands)
     return parser
 
 
@@ -70,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         job = partial(_serve, settings, migrate_first=args.migrate)
     elif args.command == "migrate":
         job = partial(_migrate, settings)
+    elif args.command == "sandbox":
+        job = partial(sandbox_cli.run, args, settings)
     else:
         job = partial(_serve, settings, migrate_first=True, fresh=args.fresh)
 
