@@ -21,6 +21,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from campaignsvc.actors.inbound import InboundHandler
 from campaignsvc.actors.supervisor import Supervisor
 from campaignsvc.config import Settings
 from campaignsvc.http.app import create_app
@@ -68,10 +69,11 @@ async def run_service(
     """Run the service until ``shutdown`` is set; reports the bound URLs through ``task_status``."""
     async with Store.open(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max) as store:
         supervisor = Supervisor(store, settings)
+        inbound = InboundHandler(store, settings, tell=supervisor.tell)
         http_done = trio.Event()
         async with trio.open_nursery() as infrastructure:
             await infrastructure.start(supervisor.run)
-            app = create_app(Services(settings=settings, store=store, supervisor=supervisor))
+            app = create_app(Services(settings=settings, store=store, supervisor=supervisor, inbound=inbound))
             binds = await infrastructure.start(_serve_http, app, settings, shutdown, http_done)
             log.info("service.listening", urls=binds)
             task_status.started(binds)

@@ -67,8 +67,8 @@ class EmbeddedPostgresError(CampaignsvcError):
 
 
 class BrokerError(CampaignsvcError):
-    """RabbitMQ refused an operation for a reason retrying will not fix (access refused, an exchange or
-    queue declared with other arguments)."""
+    """A RabbitMQ operation failed. Raised as this class itself, the broker refused it for a reason
+    waiting will not fix (access refused, an exchange or queue declared with other arguments)."""
 
 
 class BrokerUnavailable(BrokerError):

@@ -24,6 +24,8 @@ import pytest
 import trio
 import trio_asyncio
 
+from campaignsvc import logs
+from campaignsvc.actors.inbound import InboundHandler
 from campaignsvc.actors.supervisor import Supervisor
 from campaignsvc.config import Settings
 from campaignsvc.http.app import create_app
@@ -34,6 +36,12 @@ from tests.factories import Org, make_org
 
 ROOT = Path(__file__).resolve().parents[1]
 AMQP_URL = os.environ.get("CAMPAIGNSVC_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quiet_logs() -> None:
+    """Warnings and errors only, readable; pytest shows them for failing tests."""
+    logs.configure("warning", "console")
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +96,8 @@ def settings() -> Settings:
 async def services(store: Store, settings: Settings, nursery: trio.Nursery) -> Services:
     supervisor = Supervisor(store, settings)
     await nursery.start(supervisor.run)
-    return Services(settings=settings, store=store, supervisor=supervisor)
+    inbound = InboundHandler(store, settings, tell=supervisor.tell)
+    return Services(settings=settings, store=store, supervisor=supervisor, inbound=inbound)
 
 
 @pytest.fixture

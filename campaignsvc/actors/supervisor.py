@@ -1,43 +1,329 @@
 """The supervisor: owns the actor nursery and the control inbox.
 
-Strategy: isolate and restart. One campaign's or account's crash never cancels another actor; a crashed
-actor is restarted with backoff and counted. On boot it rebuilds its actors from the database.
+Strategy: isolate and restart. Each campaign actor and account limiter runs in its own supervised task;
+one crashing is logged with its identity, counted, and restarted with backoff — it never cancels
+another. On boot the supervisor rebuilds everything from the database (the truth): sends left in
+``sending`` by a crash become in doubt, and every active campaign gets its actor back.
 """
 
 from __future__ import annotations
 
+import collections
+import datetime as dt
 import math
+import random
+import uuid
+from collections.abc import Callable
+from typing import Any
 
+import attrs
 import trio
 
+from campaignsvc import metrics
+from campaignsvc.actors import enrolment
+from campaignsvc.actors.accounts import account_settings
+from campaignsvc.actors.campaign import CampaignActor
+from campaignsvc.actors.clock import Clock, SystemClock
+from campaignsvc.actors.limiter import AccountLimiter, AccountSettings, SendRequest
+from campaignsvc.actors.messages import (
+    AccountChanged,
+    CampaignActivated,
+    CampaignDeactivated,
+    ParticipantsChanged,
+)
+from campaignsvc.actors.recorder import Recorder
+from campaignsvc.actors.send_path import DispatchSender
 from campaignsvc.config import Settings
+from campaignsvc.domain.campaign import CampaignPlan, ParticipantUpdate
+from campaignsvc.integrations.messaging import MessagingClient
 from campaignsvc.logs import get_logger
+from campaignsvc.storage import accounts as accounts_db
+from campaignsvc.storage import dispatch, lifecycle
 from campaignsvc.storage.store import Store
 
 log = get_logger(__name__)
 
+MAX_BACKOFF_S = 60.0
+
+
+@attrs.define
+class _Running:
+    actor: CampaignActor
+    scope: trio.CancelScope
+
 
 class Supervisor:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        messaging: MessagingClient | None = None,
+        clock: Clock | None = None,
+        events_written: Callable[[], None] = lambda: None,
+        leads_due: Callable[[], None] = lambda: None,
+        rng: random.Random | None = None,
+    ) -> None:
         self._store = store
         self._settings = settings
+        self._clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._events_written = events_written
         self._inbox_send, self._inbox = trio.open_memory_channel[object](math.inf)
+        self._nursery: trio.Nursery | None = None
+        self.campaigns: dict[uuid.UUID, _Running] = {}
+        self.limiters: dict[uuid.UUID, AccountLimiter] = {}
+        self.restarts: collections.Counter[str] = collections.Counter()
         self.state = "starting"
+        self._messaging = messaging or MessagingClient(
+            settings.messaging_service_url,
+            timeout_s=settings.messaging_timeout_s,
+            internal_auth_secret=settings.internal_auth_secret,
+        )
+        self.recorder = Recorder(
+            store, release=self._release, events_written=events_written, leads_due=leads_due
+        )
+        self.sender = DispatchSender(
+            store=store,
+            messaging=self._messaging,
+            recorder=self.recorder,
+            settings=settings,
+            clock=self._clock,
+            release=self._release,
+            on_block=self._on_block,
+            ai_text=settings.ai_personalize_text,
+            rng=self._rng,
+        )
+
+    # --- control -------------------------------------------------------------------------------------
 
     async def tell(self, message: object) -> None:
         """Deliver a control message; never blocks the caller (the inbox is unbounded)."""
         self._inbox_send.send_nowait(message)
 
     async def run(self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED) -> None:
-        self.state = "running"
-        task_status.started(self)
         try:
-            async for message in self._inbox:
-                log.debug("supervisor.message", message=type(message).__name__)
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(self.recorder.run)
+                quarantine = dt.timedelta(seconds=self._settings.in_doubt_retry_after_s)
+                recovered = await self._store.run(dispatch.recover_unfinished, quarantine)
+                if recovered:
+                    log.warning("supervisor.in_doubt_recovered", sends=recovered)
+                for campaign_id in await self._store.run(dispatch.active_campaign_ids, transaction=False):
+                    self._start_campaign(campaign_id)
+                self.state = "running"
+                task_status.started(self)
+                async for message in self._inbox:
+                    self._handle(message)
+                nursery.cancel_scope.cancel()
         finally:
             self.state = "stopped"
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await self._messaging.aclose()
+
+    def _handle(self, message: object) -> None:
+        match message:
+            case CampaignActivated(campaign_id=cid) | ParticipantsChanged(campaign_id=cid):
+                running = self.campaigns.get(cid)
+                if running is None:
+                    self._start_campaign(cid)
+                else:
+                    running.actor.wake()
+            case CampaignDeactivated(campaign_id=cid):
+                self._stop_campaign(cid)
+            case AccountChanged(bd_account_id=account):
+                limiter = self.limiters.get(account)
+                if limiter is not None:
+                    limiter.reload()
+                for running in self.campaigns.values():
+                    running.actor.wake()
+            case _:
+                log.warning("supervisor.unknown_message", message=type(message).__name__)
 
     async def stop(self, grace_s: float) -> None:
-        """Stop taking work and let in-flight work finish within ``grace_s``."""
+        """Stop taking work: campaign actors stop, queued sends are dropped, sends already handed to
+        Messaging finish and are recorded (bounded by ``grace_s``)."""
         self.state = "stopping"
+        for cid in list(self.campaigns):
+            self._stop_campaign(cid)
+        with trio.move_on_after(grace_s):
+            for limiter in list(self.limiters.values()):
+                await limiter.wait_send_done()
+            await self.recorder.drain(grace_s)
         await self._inbox_send.aclose()
+
+    # --- campaign actors -----------------------------------------------------------------------------
+
+    def _start_campaign(self, campaign_id: uuid.UUID) -> None:
+        if self._nursery is None or self.state == "stopping" or campaign_id in self.campaigns:
+            return
+        scope = trio.CancelScope()
+        actor = self._new_actor(campaign_id)
+        self.campaigns[campaign_id] = _Running(actor, scope)
+        self._nursery.start_soon(self._supervise_campaign, campaign_id, scope)
+
+    def _new_actor(self, campaign_id: uuid.UUID) -> CampaignActor:
+        return CampaignActor(
+            campaign_id,
+            store=self._store,
+            settings=self._settings,
+            clock=self._clock,
+            directory=self,
+            enrol=self._enrol,
+        )
+
+    def _stop_campaign(self, campaign_id: uuid.UUID) -> None:
+        running = self.campaigns.pop(campaign_id, None)
+        if running is not None:
+            running.scope.cancel()
+        for limiter in self.limiters.values():
+            limiter.drop(campaign_id)
+
+    async def _supervise_campaign(self, campaign_id: uuid.UUID, scope: trio.CancelScope) -> None:
+        failures = 0
+        with scope:
+            while True:
+                running = self.campaigns.get(campaign_id)
+                if running is None or running.scope is not scope:
+                    return
+                try:
+                    await running.actor.run()
+                    break  # completed, or no longer active
+                except Exception as exc:
+                    failures += 1
+                    self.restarts["campaign"] += 1
+                    metrics.ACTOR_RESTARTS.labels("campaign").inc()
+                    delay = min(MAX_BACKOFF_S, 0.5 * 2 ** min(failures, 8))
+                    log.exception(
+                        "campaign.crashed",
+                        campaign_id=str(campaign_id),
+                        restarts=failures,
+                        retry_in_s=delay,
+                        error=str(exc),
+                    )
+                    for limiter in self.limiters.values():
+                        limiter.drop(campaign_id)
+                    await trio.sleep(delay)
+                    if self.campaigns.get(campaign_id) is running:
+                        running.actor = self._new_actor(campaign_id)
+        current = self.campaigns.get(campaign_id)
+        if current is not None and current.scope is scope:
+            del self.campaigns[campaign_id]
+
+    async def _enrol(self, plan: CampaignPlan) -> None:
+        try:
+            await self._store.run(
+                enrolment.enrol, plan, settings=self._settings, now=self._clock.now(), rng=self._rng
+            )
+        except enrolment.NoSendingAccount as exc:
+            log.warning("campaign.no_account", campaign_id=str(plan.id), error=str(exc))
+
+    # --- limiters (Directory) ------------------------------------------------------------------------
+
+    def limiter(self, bd_account_id: uuid.UUID) -> AccountLimiter:
+        limiter = self.limiters.get(bd_account_id)
+        if limiter is None:
+            limiter = AccountLimiter(
+                bd_account_id,
+                AccountSettings(
+                    floor_s=self._settings.min_gap_s, daily_cap=self._settings.max_sends_per_account_per_day
+                ),
+                sender=self.sender,
+                on_defer=self._defer,
+                clock=self._clock,
+                rng=self._rng,
+                load_settings=lambda: self._load_account(bd_account_id),
+                on_unblock=lambda: self._store.run(accounts_db.unblock, bd_account_id),
+            )
+            limiter.reload()
+            self.limiters[bd_account_id] = limiter
+            assert self._nursery is not None
+            self._nursery.start_soon(self._supervise_limiter, limiter)
+        return limiter
+
+    async def _load_account(self, bd_account_id: uuid.UUID) -> AccountSettings | None:
+        row = await self._store.run(accounts_db.limiter_state, bd_account_id, transaction=False)
+        if row is None:
+            return AccountSettings(active=False, floor_s=self._settings.min_gap_s)
+        return account_settings(row, self._settings, self._clock.now())
+
+    async def _supervise_limiter(self, limiter: AccountLimiter) -> None:
+        failures = 0
+        while True:
+            try:
+                await limiter.run()
+                return
+            except Exception as exc:
+                failures += 1
+                self.restarts["limiter"] += 1
+                metrics.ACTOR_RESTARTS.labels("limiter").inc()
+                delay = min(MAX_BACKOFF_S, 0.5 * 2 ** min(failures, 8))
+                log.exception(
+                    "limiter.crashed",
+                    bd_account_id=str(limiter.bd_account_id),
+                    restarts=failures,
+                    retry_in_s=delay,
+                    error=str(exc),
+                )
+                lost = limiter.sending
+                if lost is not None:
+                    limiter.sending = None
+                    self._release(lost.plan.id, lost.participant_id, lost.bd_account_id, None)
+                limiter.reload()
+                await trio.sleep(delay)
+
+    def events_written(self) -> None:
+        self._events_written()
+
+    # --- routing between actors ----------------------------------------------------------------------
+
+    def _release(
+        self,
+        campaign_id: uuid.UUID,
+        participant_id: uuid.UUID,
+        bd_account_id: uuid.UUID,
+        update: ParticipantUpdate | None,
+    ) -> None:
+        running = self.campaigns.get(campaign_id)
+        if running is not None:
+            running.actor.released(participant_id, bd_account_id, update)
+
+    def _defer(self, request: SendRequest, until: dt.datetime, reason: str) -> None:
+        running = self.campaigns.get(request.plan.id)
+        if running is not None:
+            running.actor.deferred(request, until, reason)
+
+    async def _on_block(
+        self, bd_account_id: uuid.UUID, until: dt.datetime, reason: str, seconds: int | None
+    ) -> None:
+        metrics.ACCOUNT_BLOCKS.labels(reason).inc()
+        await self._store.run(
+            accounts_db.block, bd_account_id, until=until, reason=reason, wait_seconds=seconds
+        )
+        if reason == "peer_flood":
+            paused = await self._store.run(lifecycle.pause_campaigns_only_on, bd_account_id, "peer_flood")
+            if paused:
+                self._events_written()
+            for campaign_id in paused:
+                log.warning(
+                    "campaign.auto_paused",
+                    campaign_id=str(campaign_id),
+                    bd_account_id=str(bd_account_id),
+                    reason=reason,
+                )
+                self._stop_campaign(campaign_id)
+
+    # --- for /agents/throttle and the dashboard --------------------------------------------------------
+
+    def throttle(self) -> list[dict[str, Any]]:
+        depth: dict[uuid.UUID, dict[str, int]] = collections.defaultdict(dict)
+        for cid, running in self.campaigns.items():
+            for account, n in running.actor.queue_depth().items():
+                depth[account][str(cid)] = n
+        out = []
+        for account, limiter in self.limiters.items():
+            snapshot = limiter.snapshot()
+            snapshot["queueDepth"] = depth.get(account, {})
+            out.append(snapshot)
+        return out

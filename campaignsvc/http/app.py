@@ -14,6 +14,7 @@ from campaignsvc.http import (
     audience,
     campaigns,
     errors,
+    events,
     health,
     lifecycle,
     lookups,
@@ -51,6 +52,7 @@ def create_app(svc: Services) -> QuartTrio:
         audience,
         reporting,
         preview,
+        events,
     )
     for module in blueprints:
         app.register_blueprint(module.bp)

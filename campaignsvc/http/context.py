@@ -12,6 +12,7 @@ from campaignsvc.config import Settings
 from campaignsvc.storage.store import Store
 
 if TYPE_CHECKING:
+    from campaignsvc.actors.inbound import InboundHandler
     from campaignsvc.actors.supervisor import Supervisor
 
 
@@ -20,6 +21,7 @@ class Services:
     settings: Settings
     store: Store
     supervisor: Supervisor
+    inbound: InboundHandler
     # Reports the broker connection for /health: "not_configured", "ok" or "disconnected".
     amqp_state: Callable[[], str] = attrs.field(default=lambda: "not_configured")
     # Called after a commit that wrote outbox rows, so the relay publishes them without waiting.

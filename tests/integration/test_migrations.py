@@ -81,6 +81,9 @@ CAMPAIGN_TABLES = {
         "attempts": ("integer", False, "0"),
         "last_sent_at": (TS, True, None),
         "waiting_reason": ("varchar(32)", True, None),
+        "lead_id": ("uuid", True, None),
+        "lead_created_at": (TS, True, None),
+        "lead_due_at": (TS, True, None),
     },
     "campaign_sends": {
         "id": ("uuid", False, "gen_random_uuid()"),

@@ -1,0 +1,262 @@
+"""What inbound CRM events do (SPEC R-SEQ-2, R-EVT-1, R-LIFE-4/5, R-THR-2).
+
+- ``message.received``: the reply entry point. An inbound message from a contact marks the participant
+  ``replied`` (no further sends) — or, when the participant waits for an ``after_reply`` step, releases
+  that step. Recorded whatever the campaign status; outbound echoes of the account's own messages and
+  service bots are ignored; the same event twice changes nothing (idempotent by event id).
+- ``lead.created`` / ``lead.stage.changed``: dynamic enrolment into active campaigns watching that stage.
+- ``bd_account.flood.cleared`` / ``spam.restricted`` / ``spam.cleared``: the account's limiter re-reads
+  its block; a restriction pauses the campaigns that have no other account.
+
+One transaction per event, including the processed-event claim; control messages go to the supervisor
+after the commit. Used by the RabbitMQ consumer and by ``POST /api/campaigns/events``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Set
+from typing import Any
+
+import asyncpg
+import attrs
+
+from campaignsvc.actors import enrolment
+from campaignsvc.actors.accounts import account_schedule
+from campaignsvc.actors.messages import AccountChanged, CampaignDeactivated, ParticipantsChanged
+from campaignsvc.config import Settings
+from campaignsvc.domain import schedule as sched
+from campaignsvc.domain import steps as st
+from campaignsvc.domain.campaign import WINDOW_JITTER_S, CampaignPlan
+from campaignsvc.integrations.events import CONSUMED_TYPES, Event
+from campaignsvc.logs import get_logger
+from campaignsvc.storage import dispatch, lifecycle, processed_events, replies
+from campaignsvc.storage import enrolment as enrolment_db
+from campaignsvc.storage.store import Store
+
+log = get_logger(__name__)
+
+# Telegram service accounts whose messages are never replies (as the original): @SpamBot and friends.
+BOT_USERNAMES = frozenset(
+    {"spambot", "botfather", "gif", "pic", "bing", "wiki", "imdb", "bold", "vote", "like", "gamee", "sticker"}
+)
+SPAMBOT_TELEGRAM_ID = "178220800"
+
+
+@attrs.define
+class Effects:
+    """What the transaction decided, acted on after the commit."""
+
+    messages: list[object] = attrs.field(factory=list)
+    events: int = 0
+    duplicate: bool = False
+    replied: int = 0
+    released: int = 0
+
+    def tell(self, message: object) -> None:
+        if message not in self.messages:
+            self.messages.append(message)
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _when(data: dict[str, Any], now: dt.datetime) -> dt.datetime:
+    raw = data.get("createdAt")
+    if isinstance(raw, str):
+        try:
+            at = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            if at.tzinfo is not None:
+                return min(at, now)
+        except ValueError:
+            pass
+    return now
+
+
+class InboundHandler:
+    """The :class:`campaignsvc.integrations.events.Handler` of this service."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        tell: Callable[[object], Awaitable[None]],
+        events_written: Callable[[], None] = lambda: None,
+        leads_due: Callable[[], None] = lambda: None,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._tell = tell
+        self._events_written = events_written
+        self._leads_due = leads_due
+        self._now = now
+        self._rng = random.Random()
+
+    @property
+    def types(self) -> Set[str]:
+        return CONSUMED_TYPES
+
+    async def handle(self, event: Event) -> Effects:
+        effects = await self._store.run(self._apply, event, self._now())
+        if effects.events:
+            self._events_written()
+        if effects.replied:
+            self._leads_due()
+        for message in effects.messages:
+            await self._tell(message)
+        if effects.replied or effects.released:
+            log.info(
+                "reply.recorded", event_id=str(event.id), replied=effects.replied, released=effects.released
+            )
+        return effects
+
+    async def _apply(self, conn: asyncpg.Connection, event: Event, now: dt.datetime) -> Effects:
+        effects = Effects()
+        if event.type not in CONSUMED_TYPES:
+            return effects
+        if not await processed_events.claim(conn, event.id, event.type):
+            effects.duplicate = True
+            return effects
+        if event.type == "message.received":
+            await self._reply(conn, event, now, effects)
+        elif event.type in ("lead.created", "lead.stage.changed"):
+            await self._enrol_dynamic(conn, event, now, effects)
+        else:
+            await self._account_event(conn, event, effects)
+        return effects
+
+    # --- replies -------------------------------------------------------------------------------------
+
+    async def _reply(
+        self, conn: asyncpg.Connection, event: Event, now: dt.datetime, effects: Effects
+    ) -> None:
+        data, org = event.data, event.organization_id
+        if str(data.get("direction") or "inbound").lower() != "inbound":
+            return  # the account's own message seen through updates: never a reply
+        contact_id = _uuid(data.get("contactId"))
+        identity = await replies.contact_identity(conn, org, contact_id) if contact_id else None
+        username = ((identity["username"] if identity else None) or "").strip().lstrip("@").lower() or None
+        telegram_id = ((identity["telegram_id"] if identity else None) or "").strip() or None
+        if username in BOT_USERNAMES or telegram_id == SPAMBOT_TELEGRAM_ID:
+            return
+        channel = data.get("channelId")
+        rows = await replies.match_participants(
+            conn,
+            org,
+            contact_id=contact_id if identity else None,
+            bd_account_id=_uuid(data.get("bdAccountId")),
+            channel_id=str(channel) if channel not in (None, "") else None,
+            contact_telegram_id=telegram_id,
+            contact_username=username,
+        )
+        replied_at = _when(data, now)
+        steps_cache: dict[uuid.UUID, list[st.Step]] = {}
+        for row in rows:
+            cid = row["campaign_id"]
+            if cid not in steps_cache:
+                steps_cache[cid] = st.ordered(_step(r) for r in await replies.steps_of(conn, cid))
+            steps = steps_cache[cid]
+            open_ = row["status"] in ("pending", "sent")
+            if open_ and row["next_send_at"] is None and row["waiting_reason"] == "reply":
+                due = st.on_reply(steps, row["current_step"], replied_at)
+                if due is not None:
+                    schedule = await self._schedule(conn, row)
+                    at = sched.place(schedule, max(due.at, now), self._rng, WINDOW_JITTER_S)
+                    await replies.release_after_reply(conn, row["id"], replied_at, at, due.index)
+                    effects.released += 1
+                    effects.tell(ParticipantsChanged(cid))
+                    continue
+            if (
+                open_
+                and row["next_send_at"] is not None
+                and not st.reply_stops_sequence(steps, row["current_step"])
+            ):
+                await replies.note_reply(
+                    conn, row["id"], replied_at
+                )  # released already, waiting out the delay
+                continue
+            settings = row["lead_creation_settings"] or {}
+            lead_due = settings.get("trigger") == "on_reply" and row["pipeline_id"] is not None
+            await replies.mark_replied(conn, row["id"], replied_at, lead_due)
+            effects.replied += 1
+            if open_:
+                effects.tell(ParticipantsChanged(cid))
+
+    async def _schedule(self, conn: asyncpg.Connection, row: asyncpg.Record) -> sched.Schedule | None:
+        try:
+            campaign = sched.Schedule.from_json(row["schedule"])
+        except sched.ScheduleError:
+            campaign = None
+        if campaign is not None:
+            return campaign
+        account = await replies.account_row(conn, row["bd_account_id"])
+        return account_schedule(account) if account is not None else None
+
+    # --- dynamic enrolment ---------------------------------------------------------------------------
+
+    async def _enrol_dynamic(
+        self, conn: asyncpg.Connection, event: Event, now: dt.datetime, effects: Effects
+    ) -> None:
+        data, org = event.data, event.organization_id
+        contact = _uuid(data.get("contactId"))
+        pipeline = _uuid(data.get("pipelineId"))
+        stage = _uuid(data.get("stageId") if event.type == "lead.created" else data.get("toStageId"))
+        if contact is None or pipeline is None or stage is None:
+            return
+        for campaign_id in await replies.dynamic_campaigns(conn, org, pipeline, stage):
+            inserted, _ = await enrolment_db.add_contacts(conn, campaign_id, org, [contact])
+            if not inserted:
+                continue
+            campaign, step_rows = await dispatch.load_campaign(conn, campaign_id)
+            assert campaign is not None
+            plan = CampaignPlan.from_rows(
+                campaign, step_rows, reply_wait_hours=self._settings.reply_wait_hours
+            )
+            try:
+                await enrolment.enrol(conn, plan, settings=self._settings, now=now, rng=self._rng)
+            except (enrolment.NoSendingAccount, ValueError) as exc:
+                log.warning("dynamic_enrolment.skipped", campaign_id=str(campaign_id), error=str(exc))
+                continue
+            effects.tell(ParticipantsChanged(campaign_id))
+
+    # --- account events ------------------------------------------------------------------------------
+
+    async def _account_event(self, conn: asyncpg.Connection, event: Event, effects: Effects) -> None:
+        account = _uuid(event.data.get("bdAccountId"))
+        if account is None:
+            return
+        org = event.organization_id
+        if event.type == "bd_account.flood.cleared":
+            changed = await replies.flood_cleared(conn, org, account)
+        elif event.type == "bd_account.spam.cleared":
+            changed = await replies.spam_cleared(conn, org, account)
+        else:
+            changed = await replies.spam_restricted(conn, org, account, event.data.get("source"))
+            if changed:
+                for campaign_id in await lifecycle.pause_campaigns_only_on(conn, account, "spam_restricted"):
+                    effects.events += 1
+                    effects.tell(CampaignDeactivated(campaign_id))
+        if changed:
+            effects.tell(AccountChanged(account))
+
+
+def _step(row: asyncpg.Record) -> st.Step:
+    return st.Step(
+        id=row["id"],
+        order_index=row["order_index"],
+        created_at=row["created_at"],
+        trigger_type=row["trigger_type"],
+        delay_hours=row["delay_hours"],
+        delay_minutes=row["delay_minutes"],
+        is_hidden=row["is_hidden"],
+        template_id=row["template_id"],
+        conditions=row["conditions"] or {},
+    )

@@ -1,0 +1,312 @@
+"""AccountLimiter: one per BD account, across all campaigns — the account's clock (SPEC R-THR).
+
+It serialises the account's sends and enforces, before each one: the gap since the previous send start
+(the campaign's delay, never below the account floor), the daily cap counted in the account's time zone,
+the working window, and any block (FLOOD_WAIT, PEER_FLOOD, session problems). Campaigns offer it one
+send request each (a "lane"); it serves the lanes round-robin, so one big campaign cannot starve another.
+A request it cannot serve for a while (window closed, cap reached) goes back to its campaign with the
+time to try again; a block holds the lanes until it ends.
+
+The send itself (claim, Messaging call, outcome) is the injected :class:`Sender`'s job; the limiter only
+decides *when*. That keeps the pacing logic testable on trio's virtual clock.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import datetime as dt
+import math
+import random
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import attrs
+import trio
+
+from campaignsvc.actors.clock import Clock
+from campaignsvc.domain import schedule as sched
+from campaignsvc.domain.campaign import WINDOW_JITTER_S, CampaignPlan
+from campaignsvc.logs import get_logger
+
+log = get_logger(__name__)
+UTC = ZoneInfo("UTC")
+_HOUR = dt.timedelta(hours=1)
+
+
+@attrs.frozen
+class SendRequest:
+    plan: CampaignPlan
+    participant_id: uuid.UUID
+    bd_account_id: uuid.UUID
+    step: int
+    due_at: dt.datetime
+
+
+@attrs.frozen
+class SendReport:
+    """What a send did, as far as pacing is concerned."""
+
+    attempted: bool  # Messaging was called: the gap and the daily cap are used
+    block_until: dt.datetime | None = None
+    block_reason: str | None = None
+
+
+@attrs.define
+class AccountSettings:
+    """The account's rules and persisted state, read from the database when the limiter starts."""
+
+    timezone: ZoneInfo | None = None
+    schedule: sched.Schedule | None = None
+    daily_cap: int = 20  # 0 = no cap
+    floor_s: float = 360.0
+    active: bool = True
+    blocked_until: dt.datetime | None = None
+    block_reason: str | None = None
+    restricted: bool = False  # spam-restricted: no sends until cleared
+    last_start: dt.datetime | None = None
+    recent_starts: list[dt.datetime] = attrs.field(factory=list)
+
+
+class Sender(Protocol):
+    async def send(self, limiter: AccountLimiter, request: SendRequest) -> SendReport: ...
+
+
+# (request, until, reason): a request the limiter hands back to its campaign.
+Deferral = Callable[[SendRequest, dt.datetime, str], None]
+
+
+class AccountLimiter:
+    def __init__(
+        self,
+        bd_account_id: uuid.UUID,
+        settings: AccountSettings,
+        *,
+        sender: Sender,
+        on_defer: Deferral,
+        clock: Clock,
+        rng: random.Random | None = None,
+        load_settings: Callable[[], Any] | None = None,
+        on_unblock: Callable[[], Any] | None = None,
+    ) -> None:
+        self.bd_account_id = bd_account_id
+        self.settings = settings
+        self._sender = sender
+        self._on_defer = on_defer
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._load_settings = load_settings
+        self._on_unblock = on_unblock
+        self._lanes: collections.OrderedDict[uuid.UUID, SendRequest] = collections.OrderedDict()
+        self._rr: collections.deque[uuid.UUID] = collections.deque()  # campaigns in service order
+        self._changed = trio.Event()
+        self._reload_wanted = False
+        self._next_gap: tuple[uuid.UUID, float] | None = None
+        self._starts: list[dt.datetime] = sorted(settings.recent_starts)  # send starts, last 48 h
+        self.state = "idle"
+        self.sending: SendRequest | None = None
+        self._send_done = trio.Event()
+        self.cap_until: dt.datetime | None = None
+        self.window_until: dt.datetime | None = None
+        self.sends = 0
+
+    # --- what campaigns call -------------------------------------------------------------------------
+
+    def offer(self, request: SendRequest) -> None:
+        """Queue the campaign's next send for this account (one per campaign; a newer one replaces it)."""
+        cid = request.plan.id
+        if cid not in self._lanes:
+            self._rr.append(cid)
+        self._lanes[cid] = request
+        self._poke()
+
+    def drop(self, campaign_id: uuid.UUID) -> SendRequest | None:
+        """Forget the campaign's queued request (paused, stopped). A send already under way finishes."""
+        request = self._lanes.pop(campaign_id, None)
+        if request is not None:
+            self._rr.remove(campaign_id)
+            self._poke()
+        return request
+
+    def reload(self) -> None:
+        """Re-read the account's settings and block from the database before the next decision."""
+        self._reload_wanted = True
+        self._poke()
+
+    def queued(self) -> dict[uuid.UUID, SendRequest]:
+        return dict(self._lanes)
+
+    async def wait_send_done(self) -> None:
+        """Return once no send of this account is under way."""
+        while self.sending is not None:
+            await self._send_done.wait()
+
+    # --- pacing --------------------------------------------------------------------------------------
+
+    def _poke(self) -> None:
+        self._changed.set()
+
+    def day_zone(self, plan: CampaignPlan) -> ZoneInfo:
+        """Days are counted in the account's zone, else the campaign's, else UTC (R-THR-1)."""
+        if self.settings.timezone is not None:
+            return self.settings.timezone
+        return plan.schedule.tz if plan.schedule is not None else UTC
+
+    def sent_since(self, since: dt.datetime) -> int:
+        return len(self._starts) - bisect.bisect_left(self._starts, since)
+
+    def sent_today(self, zone: ZoneInfo, now: dt.datetime) -> int:
+        local = now.astimezone(zone)
+        midnight = dt.datetime.combine(local.date(), dt.time(), tzinfo=zone).astimezone(dt.UTC)
+        return self.sent_since(midnight)
+
+    def _gap_for(self, plan: CampaignPlan) -> float:
+        if self._next_gap is None or self._next_gap[0] != plan.id:
+            self._next_gap = (plan.id, plan.gap_s(self.settings.floor_s, self._rng))
+        return self._next_gap[1]
+
+    def next_allowed(self) -> dt.datetime | None:
+        if self.settings.last_start is None or self._next_gap is None:
+            return self.settings.last_start
+        return self.settings.last_start + dt.timedelta(seconds=self._next_gap[1])
+
+    def _defer(self, request: SendRequest, until: dt.datetime, reason: str) -> None:
+        self._lanes.pop(request.plan.id, None)
+        self._rr.remove(request.plan.id)
+        self._on_defer(request, until, reason)
+
+    def _choose(self, now: dt.datetime) -> tuple[SendRequest | None, dt.datetime | None]:
+        """The request to send next and when; (None, t) to wait until t (None: until something changes)."""
+        s = self.settings
+        if not s.active or s.restricted:
+            self.state = "restricted"
+            return None, None
+        if s.blocked_until is not None and s.blocked_until > now:
+            self.state = "flood_blocked"
+            return None, s.blocked_until
+        for cid in list(self._rr):
+            request = self._lanes[cid]
+            plan = request.plan
+            schedule = plan.effective_schedule(s.schedule)
+            zone = self.day_zone(plan)
+            cap = plan.daily_cap(s.daily_cap)
+            if cap and self.sent_today(zone, now) >= cap:
+                until = sched.place(
+                    schedule, sched.next_local_midnight(zone, now), self._rng, WINDOW_JITTER_S
+                )
+                self.cap_until = until
+                self._defer(request, until, "cap")
+                continue
+            if not sched.is_open(schedule, now):
+                until = sched.place(schedule, now, self._rng, WINDOW_JITTER_S)
+                self.window_until = until
+                self._defer(request, until, "window")
+                continue
+            gap = self._gap_for(plan)
+            start_at = now if s.last_start is None else max(now, s.last_start + dt.timedelta(seconds=gap))
+            self._rr.rotate(
+                -list(self._rr).index(cid)
+            )  # this campaign is served now, keep the order after it
+            return request, start_at
+        self.state = "daily_cap" if self.cap_until and self.cap_until > now else "idle"
+        return None, None
+
+    async def _wait(self, until: dt.datetime | None) -> None:
+        self._changed = trio.Event()
+        deadline = math.inf if until is None else self._clock.deadline(until)
+        with trio.move_on_at(deadline):
+            await self._changed.wait()
+
+    async def _maybe_reload(self) -> None:
+        if self._reload_wanted and self._load_settings is not None:
+            self._reload_wanted = False
+            fresh = await self._load_settings()
+            if fresh is not None:
+                # Keep what this process knows better than the database: its own last send.
+                if self.settings.last_start and (
+                    fresh.last_start is None or fresh.last_start < self.settings.last_start
+                ):
+                    fresh.last_start = self.settings.last_start
+                self.settings = fresh
+
+    async def _end_block_if_over(self, now: dt.datetime) -> None:
+        s = self.settings
+        if s.blocked_until is not None and s.blocked_until <= now:
+            s.blocked_until = None
+            s.block_reason = None
+            log.info("limiter.unblocked", bd_account_id=str(self.bd_account_id))
+            if self._on_unblock is not None:
+                await self._on_unblock()
+
+    async def run(self, *, task_status: trio.TaskStatus[AccountLimiter] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started(self)
+        while True:
+            await self._maybe_reload()
+            now = self._clock.now()
+            await self._end_block_if_over(now)
+            request, start_at = self._choose(now)
+            if request is None:
+                await self._wait(start_at)
+                continue
+            if start_at is not None and start_at > now:
+                self.state = "waiting_gap"
+                await self._wait(start_at)
+                continue  # decide again: a lane may have changed, the window may have closed
+            await self._send(request)
+
+    async def _send(self, request: SendRequest) -> None:
+        # Served: the campaign leaves the rotation; its next offer joins at the back (round-robin).
+        self._lanes.pop(request.plan.id, None)
+        self._rr.remove(request.plan.id)
+        self.state = "sending"
+        self.sending = request
+        started = self._clock.now()
+        try:
+            report = await self._sender.send(self, request)
+        finally:
+            self.sending = None
+            self._send_done.set()
+            self._send_done = trio.Event()
+        if report.attempted:
+            self.settings.last_start = started
+            self._starts.append(started)
+            self.sends += 1
+            if len(self._starts) > 1024 and self._starts[512] < started - 48 * _HOUR:
+                del self._starts[: bisect.bisect_left(self._starts, started - 48 * _HOUR)]
+            self._next_gap = None
+        if report.block_until is not None:
+            self.settings.blocked_until = report.block_until
+            self.settings.block_reason = report.block_reason
+            log.warning(
+                "limiter.blocked",
+                bd_account_id=str(self.bd_account_id),
+                until=report.block_until.isoformat(),
+                reason=report.block_reason,
+            )
+
+    # --- for the dashboard ---------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        now = self._clock.now()
+        s = self.settings
+        zone = s.timezone or UTC
+        edges = [bisect.bisect_left(self._starts, now - dt.timedelta(minutes=m)) for m in range(60, -1, -1)]
+        per_minute = [edges[i + 1] - edges[i] for i in range(60)]
+        return {
+            "bdAccountId": str(self.bd_account_id),
+            "state": self.state,
+            "blockedUntil": s.blocked_until,
+            "blockReason": s.block_reason,
+            "sentToday": self.sent_today(zone, now),
+            "dailyCap": s.daily_cap,
+            "lastSendAt": s.last_start,
+            "nextAllowedAt": self.next_allowed(),
+            "floorSeconds": s.floor_s,
+            "queued": [str(cid) for cid in self._rr],
+            "sendingParticipantId": str(self.sending.participant_id) if self.sending else None,
+            "sendsPerMinute": per_minute,
+            "capReachedUntil": self.cap_until if self.cap_until and self.cap_until > now else None,
+            "windowOpensAt": self.window_until if self.window_until and self.window_until > now else None,
+        }

@@ -1,0 +1,313 @@
+"""One send, start to end (SPEC R-DEL): claim under the ledger row, call Messaging, hand the outcome on.
+
+1. Claim (one transaction): the participant is still due at this step, the campaign active; conditions
+   and the template are evaluated on fresh data; the ledger row ``sending`` with the idempotency key and
+   the exact text is committed before anything leaves the process.
+2. Call Messaging with that key and ``source: "campaign"``.
+3. Classify the answer and give the outcome to the recorder: sent → next step; recipient-permanent →
+   failed; transient → retried with backoff up to ``MAX_SEND_ATTEMPTS``; account-level → the account is
+   blocked and the participant waits; unknown (timeout) → in doubt, retried with the same key after the
+   quarantine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+from campaignsvc.actors.clock import Clock
+from campaignsvc.actors.limiter import AccountLimiter, SendReport, SendRequest
+from campaignsvc.actors.recorder import Outcome, Recorder, Release
+from campaignsvc.config import Settings
+from campaignsvc.domain import conditions, delivery
+from campaignsvc.domain import schedule as sched
+from campaignsvc.domain.campaign import (
+    FAILED,
+    PENDING,
+    SENT,
+    CampaignPlan,
+    ParticipantUpdate,
+    after_send,
+    after_skip,
+)
+from campaignsvc.domain.templates import RenderContext, Skip, TemplateError, render
+from campaignsvc.integrations.messaging import Delivered, MessagingClient, SendCommand
+from campaignsvc.logs import get_logger
+from campaignsvc.storage import dispatch
+from campaignsvc.storage.store import Store
+
+log = get_logger(__name__)
+
+# How long an account stays blocked when Messaging reports a problem that carries no wait time.
+ACCOUNT_BLOCKS = {
+    delivery.AccountBlock.SESSION_EXPIRED: dt.timedelta(hours=1),
+    delivery.AccountBlock.NOT_CONNECTED: dt.timedelta(minutes=5),
+    delivery.AccountBlock.ACCOUNT_UNAVAILABLE: dt.timedelta(hours=1),
+}
+
+
+def decide(
+    plan: CampaignPlan,
+    index: int,
+    schedule: sched.Schedule | None,
+    rng: random.Random,
+    now: dt.datetime,
+    ai_text: str,
+    facts: dispatch.Facts,
+) -> dispatch.SendText | dispatch.SkipStep:
+    """Send this step's text, or skip the step (hidden, conditions false, missing data, bad template)."""
+    step = plan.steps[index]
+
+    def skip(reason: str, detail: str) -> dispatch.SkipStep:
+        update = after_skip(plan, index, now, schedule, rng, sent_before=facts.sent_before)
+        return dispatch.SkipStep(reason=reason, detail=detail, update=update)
+
+    if step.is_hidden:
+        return skip("hidden", "hidden step")
+    template = plan.templates.get(step.template_id)
+    if template is None or isinstance(template, TemplateError):
+        return skip("invalid_template", str(template) if template else "template missing")
+    held = conditions.Facts(
+        contact=facts.contact, has_replied=facts.has_replied, lead_stages=facts.lead_stages
+    )
+    if not conditions.evaluate(step.conditions, held):
+        return skip("conditions", "step conditions are not met")
+    rendered = render(
+        template, RenderContext(contact=facts.contact, company_name=facts.company_name, ai_text=ai_text), rng
+    )
+    if isinstance(rendered, Skip):
+        return skip(rendered.reason, rendered.detail)
+    return dispatch.SendText(rendered.text)
+
+
+class DispatchSender:
+    """The production :class:`campaignsvc.actors.limiter.Sender`."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        messaging: MessagingClient,
+        recorder: Recorder,
+        settings: Settings,
+        clock: Clock,
+        release: Release,
+        on_block: Callable[[uuid.UUID, dt.datetime, str, int | None], Awaitable[None]],
+        ai_text: str = "",
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._messaging = messaging
+        self._recorder = recorder
+        self._settings = settings
+        self._clock = clock
+        self._release = release
+        self._on_block = on_block
+        self._ai_text = ai_text
+        self._rng = rng or random.Random()
+
+    async def send(self, limiter: AccountLimiter, request: SendRequest) -> SendReport:
+        plan = request.plan
+        schedule = plan.effective_schedule(limiter.settings.schedule)
+        step = plan.steps[request.step]
+        quarantine = dt.timedelta(seconds=self._settings.in_doubt_retry_after_s)
+        result = await self._store.run(
+            dispatch.claim,
+            participant_id=request.participant_id,
+            step=request.step,
+            bd_account_id=request.bd_account_id,
+            quarantine=quarantine,
+            pipelines=sorted(conditions.pipelines_referenced(step.conditions)),
+            decide=partial(decide, plan, request.step, schedule, self._rng, self._clock.now(), self._ai_text),
+        )
+        free = partial(self._release, plan.id, request.participant_id, request.bd_account_id)
+        match result:
+            case dispatch.NotDue():
+                free(None)
+                return SendReport(attempted=False)
+            case dispatch.Skipped(update=update):
+                free(update)
+                return SendReport(attempted=False)
+            case dispatch.Quarantined(until=until):
+                free(ParticipantUpdate(request.step, SENT, until, "in_doubt"))
+                return SendReport(attempted=False)
+            case dispatch.Recovered(first_send=first_send):
+                update = after_send(plan, request.step, self._clock.now(), schedule, self._rng)
+                self._record(
+                    request,
+                    update,
+                    last_sent_at=self._clock.now(),
+                    lead_due=first_send and plan.lead_trigger == "on_first_send",
+                )
+                return SendReport(attempted=False)
+            case dispatch.ContactGone(reason=reason):
+                update = ParticipantUpdate(
+                    current_step=request.step,
+                    status=FAILED,
+                    next_send_at=None,
+                    waiting_reason=None,
+                    last_error=reason,
+                )
+                self._record(
+                    request,
+                    update,
+                    event=(
+                        "campaign.message.failed",
+                        self._event_data(request, error=reason, error_class="recipient"),
+                    ),
+                )
+                return SendReport(attempted=False)
+            case dispatch.Claimed() as claimed:
+                return await self._call(request, claimed, schedule)
+        raise AssertionError(f"unexpected claim result {result!r}")
+
+    async def _call(
+        self, request: SendRequest, claimed: dispatch.Claimed, schedule: sched.Schedule | None
+    ) -> SendReport:
+        plan = request.plan
+        answer = await self._messaging.send(
+            SendCommand(
+                organization_id=plan.organization_id,
+                user_id=plan.owner_id,
+                contact_id=claimed.contact_id,
+                bd_account_id=request.bd_account_id,
+                channel_id=claimed.channel_id,
+                content=claimed.content,
+                idempotency_key=claimed.idempotency_key,
+                correlation_id=str(uuid.uuid4()),
+            )
+        )
+        now = self._clock.now()
+        waiting_status = PENDING if claimed.first_send else SENT
+        if isinstance(answer, Delivered):
+            update = after_send(plan, request.step, now, schedule, self._rng)
+            data = self._event_data(request, message_id=answer.message_id, contact_id=claimed.contact_id)
+            self._record(
+                request,
+                update,
+                send_id=claimed.send_id,
+                ledger_status="sent",
+                message_id=answer.message_id,
+                last_sent_at=now,
+                channel_id=answer.channel_id
+                if answer.channel_id and answer.channel_id != claimed.channel_id
+                else None,
+                event=("campaign.message.sent", data),
+                lead_due=claimed.first_send and plan.lead_trigger == "on_first_send",
+            )
+            return SendReport(attempted=True)
+
+        failure = answer
+        log.info(
+            "send.failed",
+            campaign_id=str(plan.id),
+            participant_id=str(request.participant_id),
+            bd_account_id=str(request.bd_account_id),
+            error_class=failure.error_class.value,
+            reason=failure.reason,
+        )
+        common = dict(send_id=claimed.send_id, error_class=failure.error_class.value, error=failure.reason)
+        if failure.error_class is delivery.ErrorClass.ACCOUNT:
+            until, seconds = self._block_until(failure, now)
+            update = ParticipantUpdate(
+                current_step=request.step,
+                status=waiting_status,
+                next_send_at=until,
+                waiting_reason="flood",
+                attempts=claimed.participant_attempts,
+            )
+            self._record(request, update, ledger_status="deferred", **common)
+            reason = failure.block.value if failure.block else "account"
+            await self._on_block(request.bd_account_id, until, reason, seconds)
+            return SendReport(attempted=True, block_until=until, block_reason=reason)
+        if failure.error_class is delivery.ErrorClass.UNKNOWN:
+            until = now + dt.timedelta(seconds=self._settings.in_doubt_retry_after_s)
+            update = ParticipantUpdate(
+                current_step=request.step,
+                status=waiting_status,
+                next_send_at=until,
+                waiting_reason="in_doubt",
+                attempts=claimed.participant_attempts,
+            )
+            self._record(request, update, ledger_status="in_doubt", **common)
+            return SendReport(attempted=True)
+        attempts = claimed.participant_attempts + 1
+        if (
+            failure.error_class is delivery.ErrorClass.TRANSIENT
+            and attempts < self._settings.max_send_attempts
+        ):
+            retry_at = now + dt.timedelta(seconds=delivery.backoff_s(attempts, self._rng))
+            update = ParticipantUpdate(
+                current_step=request.step,
+                status=waiting_status,
+                next_send_at=retry_at,
+                waiting_reason="retry",
+                attempts=attempts,
+                last_error=failure.reason,
+            )
+            self._record(request, update, ledger_status="deferred", **common)
+            return SendReport(attempted=True)
+        update = ParticipantUpdate(
+            current_step=request.step,
+            status=FAILED,
+            next_send_at=None,
+            waiting_reason=None,
+            attempts=attempts,
+            last_error=failure.reason,
+        )
+        data = self._event_data(
+            request,
+            contact_id=claimed.contact_id,
+            error=failure.reason,
+            error_class=failure.error_class.value,
+        )
+        self._record(
+            request, update, ledger_status="failed", event=("campaign.message.failed", data), **common
+        )
+        return SendReport(attempted=True)
+
+    def _block_until(self, failure: delivery.Failure, now: dt.datetime) -> tuple[dt.datetime, int | None]:
+        s = self._settings
+        if failure.block is delivery.AccountBlock.PEER_FLOOD:
+            seconds = failure.retry_after_s or s.peer_flood_block_hours * 3600
+        elif failure.block is delivery.AccountBlock.FLOOD_WAIT or failure.block is None:
+            seconds = (
+                failure.retry_after_s if failure.retry_after_s is not None else s.retry_429_after_minutes * 60
+            )
+        else:
+            seconds = ACCOUNT_BLOCKS[failure.block].total_seconds()
+        return now + dt.timedelta(seconds=seconds), int(
+            seconds
+        ) if failure.retry_after_s is not None else None
+
+    def _event_data(self, request: SendRequest, **extra: object) -> dict[str, object]:
+        data: dict[str, object] = {
+            "campaignId": str(request.plan.id),
+            "participantId": str(request.participant_id),
+            "bdAccountId": str(request.bd_account_id),
+            "step": request.step,
+        }
+        for key, value in extra.items():
+            if value is None:
+                continue
+            name = {"message_id": "messageId", "contact_id": "contactId", "error_class": "errorClass"}.get(
+                key, key
+            )
+            data[name] = str(value) if isinstance(value, uuid.UUID) else value
+        return data
+
+    def _record(self, request: SendRequest, update: ParticipantUpdate, **fields: object) -> None:
+        self._recorder.record(
+            Outcome(
+                campaign_id=request.plan.id,
+                organization_id=request.plan.organization_id,
+                participant_id=request.participant_id,
+                bd_account_id=request.bd_account_id,
+                step=request.step,
+                update=update,
+                **fields,  # type: ignore[arg-type]
+            )
+        )

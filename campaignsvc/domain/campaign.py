@@ -1,0 +1,215 @@
+"""An active campaign as the dispatcher sees it, and how a participant moves on after each step.
+
+A :class:`CampaignPlan` is an immutable snapshot taken when the campaign actor starts: steps and
+templates cannot change while the campaign is active (editing needs a pause, SPEC R-SEQ-5), so every
+send of the run uses the same parsed templates.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from campaignsvc.domain import schedule as sched
+from campaignsvc.domain import steps as st
+from campaignsvc.domain.templates import Template, TemplateError, parse
+
+DEFAULT_GAP_S = 60.0
+MAX_GAP_S = 86_400.0
+# How far a send moved to the next window start may land inside the window (SPEC R-SEQ-4 jitter).
+WINDOW_JITTER_S = 300.0
+
+PENDING, SENT, COMPLETED, REPLIED, FAILED = "pending", "sent", "completed", "replied", "failed"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return min(max(float(value), 0.0), MAX_GAP_S)
+
+
+def gap_range(audience: Mapping[str, Any]) -> tuple[float, float]:
+    """The campaign's gap between two sends of one account, as v1 resolved it: a
+    ``[sendDelayMinSeconds, sendDelayMaxSeconds]`` range, else a fixed ``sendDelaySeconds``, else 60 s."""
+    low, high = _number(audience.get("sendDelayMinSeconds")), _number(audience.get("sendDelayMaxSeconds"))
+    if low is not None and high is not None:
+        return (min(low, high), max(low, high))
+    fixed = _number(audience.get("sendDelaySeconds"))
+    if fixed is not None:
+        return (fixed, fixed)
+    return (DEFAULT_GAP_S, DEFAULT_GAP_S)
+
+
+def _account_ids(audience: Mapping[str, Any]) -> list[uuid.UUID]:
+    """The audience's BD accounts in order: ``bdAccountIds``, else ``[bdAccountId]``."""
+    raw = audience.get("bdAccountIds") or ([audience["bdAccountId"]] if audience.get("bdAccountId") else [])
+    out: list[uuid.UUID] = []
+    for value in raw:
+        try:
+            account = uuid.UUID(str(value))
+        except ValueError:
+            continue
+        if account not in out:
+            out.append(account)
+    return out
+
+
+@attrs.frozen
+class CampaignPlan:
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    owner_id: uuid.UUID | None
+    steps: tuple[st.Step, ...]
+    templates: Mapping[uuid.UUID, Template | TemplateError] = attrs.field(hash=False)
+    schedule: sched.Schedule | None
+    gap_min_s: float
+    gap_max_s: float
+    daily_target: int | None
+    reply_wait: timedelta
+    pipeline_id: uuid.UUID | None
+    lead_settings: Mapping[str, Any] = attrs.field(hash=False)
+    audience_account_ids: tuple[uuid.UUID, ...] = ()
+
+    @classmethod
+    def from_rows(
+        cls, campaign: Mapping[str, Any], step_rows: Sequence[Mapping[str, Any]], *, reply_wait_hours: float
+    ) -> CampaignPlan:
+        audience = campaign.get("target_audience") or {}
+        steps = st.ordered(
+            st.Step(
+                id=r["id"],
+                order_index=r["order_index"],
+                created_at=r["created_at"],
+                trigger_type=r["trigger_type"],
+                delay_hours=r["delay_hours"],
+                delay_minutes=r["delay_minutes"],
+                is_hidden=r["is_hidden"],
+                template_id=r["template_id"],
+                conditions=r["conditions"] or {},
+            )
+            for r in step_rows
+        )
+        templates: dict[uuid.UUID, Template | TemplateError] = {}
+        for r in step_rows:
+            try:
+                templates[r["template_id"]] = parse(r["content"])
+            except TemplateError as exc:
+                templates[r["template_id"]] = exc
+        try:
+            schedule = sched.Schedule.from_json(campaign.get("schedule"))
+        except sched.ScheduleError:
+            schedule = None  # stored by an older version without validation: no restriction
+        low, high = gap_range(audience)
+        target = audience.get("dailySendTarget")
+        wait = audience.get("replyWaitHours")
+        return cls(
+            id=campaign["id"],
+            organization_id=campaign["organization_id"],
+            owner_id=campaign.get("created_by_user_id"),
+            steps=tuple(steps),
+            templates=templates,
+            schedule=schedule,
+            gap_min_s=low,
+            gap_max_s=high,
+            daily_target=int(target)
+            if isinstance(target, int) and not isinstance(target, bool) and target > 0
+            else None,
+            reply_wait=timedelta(hours=float(wait) if isinstance(wait, (int, float)) else reply_wait_hours),
+            pipeline_id=campaign.get("pipeline_id"),
+            lead_settings=campaign.get("lead_creation_settings") or {},
+            audience_account_ids=tuple(_account_ids(audience)),
+        )
+
+    def gap_s(self, floor_s: float, rng: random.Random) -> float:
+        """This send's gap: a sample of the campaign's range, never below the account floor."""
+        sample = (
+            self.gap_min_s
+            if self.gap_max_s <= self.gap_min_s
+            else rng.uniform(self.gap_min_s, self.gap_max_s)
+        )
+        return max(floor_s, sample)
+
+    def spread_gap_s(self, floor_s: float) -> float:
+        """The gap first sends are spread at: the middle of the campaign's range, at least the floor."""
+        return max(floor_s, (self.gap_min_s + self.gap_max_s) / 2)
+
+    def daily_cap(self, account_cap: int) -> int:
+        """Sends per local day this campaign may use on an account (0 = no cap)."""
+        if self.daily_target is None:
+            return account_cap
+        return min(self.daily_target, account_cap) if account_cap else self.daily_target
+
+    @property
+    def lead_trigger(self) -> str | None:
+        """``on_first_send`` / ``on_reply``; v1 defaulted to on_first_send when only a pipeline was set."""
+        trigger = self.lead_settings.get("trigger")
+        if trigger in ("on_first_send", "on_reply"):
+            return trigger
+        return "on_first_send" if self.pipeline_id is not None and not self.lead_settings else None
+
+    def effective_schedule(self, account_schedule: sched.Schedule | None) -> sched.Schedule | None:
+        """The campaign's window; without one, the BD account's own working hours; else any time."""
+        return self.schedule if self.schedule is not None else account_schedule
+
+
+@attrs.frozen
+class ParticipantUpdate:
+    """A participant's scheduling state after a step: what the recorder writes."""
+
+    current_step: int
+    status: str
+    next_send_at: datetime | None
+    waiting_reason: str | None
+    attempts: int = 0
+    last_error: str | None = None
+
+
+def follow_plan(
+    plan: st.Plan, schedule: sched.Schedule | None, rng: random.Random, *, fallback_index: int
+) -> ParticipantUpdate:
+    """Turn a step plan into the participant's next state, placing a due time inside the window."""
+    if isinstance(plan, st.Done):
+        return ParticipantUpdate(
+            current_step=fallback_index, status=COMPLETED, next_send_at=None, waiting_reason=None
+        )
+    if isinstance(plan, st.WaitReply):
+        return ParticipantUpdate(
+            current_step=plan.index, status=SENT, next_send_at=None, waiting_reason="reply"
+        )
+    at = sched.place(schedule, plan.at, rng, WINDOW_JITTER_S)
+    return ParticipantUpdate(
+        current_step=plan.index,
+        status=SENT,
+        next_send_at=at,
+        waiting_reason="window" if at > plan.at else None,
+    )
+
+
+def after_send(
+    campaign: CampaignPlan, index: int, sent_at: datetime, schedule: sched.Schedule | None, rng: random.Random
+) -> ParticipantUpdate:
+    return follow_plan(
+        st.plan_after(campaign.steps, index, sent_at), schedule, rng, fallback_index=len(campaign.steps)
+    )
+
+
+def after_skip(
+    campaign: CampaignPlan,
+    index: int,
+    at: datetime,
+    schedule: sched.Schedule | None,
+    rng: random.Random,
+    *,
+    sent_before: bool,
+) -> ParticipantUpdate:
+    update = follow_plan(
+        st.plan_skip(campaign.steps, index, at), schedule, rng, fallback_index=len(campaign.steps)
+    )
+    if update.status == SENT and not sent_before:
+        update = attrs.evolve(update, status=PENDING)  # nothing sent yet: still "pending" for reports
+    return update

@@ -1,0 +1,97 @@
+"""BD account state for its limiter: settings, blocks, last send, sends counted toward the daily cap."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+
+async def limiter_state(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> dict[str, Any] | None:
+    """The account's row, its last send start, and its send starts of the last 48 hours."""
+    row = await conn.fetchrow(
+        """
+        SELECT a.id, a.organization_id, a.is_active, a.timezone, a.working_hours_start, a.working_hours_end,
+               a.working_days, a.max_dm_per_day, a.send_blocked_until, a.flood_wait_until, a.flood_reason,
+               a.spam_restricted_at, s.last_send_at, s.block_reason
+        FROM bd_accounts a LEFT JOIN campaign_account_state s ON s.bd_account_id = a.id
+        WHERE a.id = $1
+        """,
+        bd_account_id,
+    )
+    if row is None:
+        return None
+    starts = await conn.fetch(
+        """
+        SELECT claimed_at AS at FROM campaign_sends
+        WHERE bd_account_id = $1 AND status = 'sent' AND sent_at > now() - interval '48 hours'
+        UNION ALL
+        SELECT claimed_at FROM campaign_sends
+        WHERE bd_account_id = $1 AND status IN ('sending', 'in_doubt') AND claimed_at > now() - interval '48 hours'
+        """,
+        bd_account_id,
+    )
+    state = dict(row.items())
+    state["recent_starts"] = sorted(r["at"] for r in starts if r["at"] is not None)
+    return state
+
+
+async def block(
+    conn: asyncpg.Connection,
+    bd_account_id: uuid.UUID,
+    *,
+    until: datetime,
+    reason: str,
+    wait_seconds: int | None,
+) -> None:
+    """Persist a block (FLOOD_WAIT, PEER_FLOOD, …) on the account for every campaign and instance, and
+    tell the waiting participants why they wait."""
+    await conn.execute(
+        """
+        UPDATE bd_accounts
+        SET send_blocked_until = GREATEST(COALESCE(send_blocked_until, $2), $2),
+            flood_wait_until = CASE WHEN $3 IN ('flood_wait', 'peer_flood') THEN $2 ELSE flood_wait_until END,
+            flood_wait_seconds = COALESCE($4, flood_wait_seconds),
+            flood_reason = CASE WHEN $3 IN ('flood_wait', 'peer_flood') THEN $3 ELSE flood_reason END,
+            flood_last_at = CASE WHEN $3 IN ('flood_wait', 'peer_flood') THEN now() ELSE flood_last_at END,
+            peer_flood_count_1h = CASE WHEN $3 = 'peer_flood' THEN peer_flood_count_1h + 1 ELSE peer_flood_count_1h END,
+            updated_at = now()
+        WHERE id = $1
+        """,
+        bd_account_id,
+        until,
+        reason,
+        wait_seconds,
+    )
+    await conn.execute(
+        """
+        INSERT INTO campaign_account_state (bd_account_id, block_reason, updated_at) VALUES ($1, $2, now())
+        ON CONFLICT (bd_account_id) DO UPDATE SET block_reason = $2, updated_at = now()
+        """,
+        bd_account_id,
+        reason,
+    )
+    await conn.execute(
+        """
+        UPDATE campaign_participants SET waiting_reason = 'flood', updated_at = now()
+        WHERE bd_account_id = $1 AND status IN ('pending', 'sent') AND next_send_at IS NOT NULL AND next_send_at < $2
+        """,
+        bd_account_id,
+        until,
+    )
+
+
+async def unblock(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE campaign_account_state SET block_reason = NULL, updated_at = now() WHERE bd_account_id = $1",
+        bd_account_id,
+    )
+    await conn.execute(
+        """
+        UPDATE campaign_participants SET waiting_reason = NULL
+        WHERE bd_account_id = $1 AND waiting_reason = 'flood' AND status IN ('pending', 'sent')
+        """,
+        bd_account_id,
+    )

@@ -1,0 +1,225 @@
+"""Enrolment SQL: turning an audience into participants and giving them an account, a channel and a first
+due time — set-based, one statement per step of the procedure, whatever the audience size."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+MAX_AUDIENCE = 1_000_000
+DEFAULT_AUDIENCE_LIMIT = 5000
+
+
+async def participant_count(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> int:
+    return await conn.fetchval(
+        "SELECT count(*) FROM campaign_participants WHERE campaign_id = $1", campaign_id
+    )
+
+
+async def materialize_audience(
+    conn: asyncpg.Connection, campaign_id: uuid.UUID, org: uuid.UUID, audience: dict[str, Any]
+) -> int:
+    """Insert the audience's contacts as pending participants (original-v1 §2.7 path B); returns how
+    many. Only this organization's contacts that are not deleted and have a Telegram id or username."""
+    limit = audience.get("limit")
+    limit = min(
+        limit
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0
+        else DEFAULT_AUDIENCE_LIMIT,
+        MAX_AUDIENCE,
+    )
+    reachable = "ct.deleted_at IS NULL AND (NULLIF(TRIM(ct.telegram_id), '') IS NOT NULL OR NULLIF(TRIM(ct.username), '') IS NOT NULL)"
+    ids = audience.get("contactIds")
+    if ids:
+        status = await conn.execute(
+            f"""
+            INSERT INTO campaign_participants (campaign_id, contact_id, status, current_step, enqueue_order)
+            SELECT $1, ct.id, 'pending', 0, (row_number() OVER (ORDER BY w.n))::int - 1
+            FROM unnest($3::uuid[]) WITH ORDINALITY AS w (id, n)
+            JOIN contacts ct ON ct.id = w.id AND ct.organization_id = $2 AND {reachable}
+            ORDER BY w.n
+            LIMIT $4
+            ON CONFLICT (campaign_id, contact_id) DO NOTHING
+            """,
+            campaign_id,
+            org,
+            [uuid.UUID(str(i)) for i in ids],
+            limit,
+        )
+        return int(status.rsplit(" ", 1)[-1])
+    filters = audience.get("filters") or {}
+    status = await conn.execute(
+        f"""
+        INSERT INTO campaign_participants (campaign_id, contact_id, status, current_step, enqueue_order)
+        SELECT $1, ct.id, 'pending', 0, (row_number() OVER (ORDER BY ct.created_at, ct.id))::int - 1
+        FROM contacts ct
+        WHERE ct.organization_id = $2 AND {reachable}
+          AND ($3::uuid IS NULL OR ct.company_id = $3)
+          AND ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM leads l WHERE l.contact_id = ct.id AND l.pipeline_id = $4
+                                           AND l.organization_id = $2 AND l.deleted_at IS NULL))
+          AND (NOT $5 OR NOT EXISTS (SELECT 1 FROM campaign_participants cp JOIN campaigns c ON c.id = cp.campaign_id
+                                     WHERE cp.contact_id = ct.id AND c.organization_id = $2 AND c.deleted_at IS NULL))
+        ORDER BY ct.created_at, ct.id
+        LIMIT $6
+        ON CONFLICT (campaign_id, contact_id) DO NOTHING
+        """,
+        campaign_id,
+        org,
+        _uuid_or_none(filters.get("companyId")),
+        _uuid_or_none(filters.get("pipelineId")),
+        bool(audience.get("onlyNew")),
+        limit,
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+async def add_contacts(
+    conn: asyncpg.Connection, campaign_id: uuid.UUID, org: uuid.UUID, contact_ids: Sequence[uuid.UUID]
+) -> tuple[int, int]:
+    """Add contacts of the organization as pending participants after the current queue; returns
+    (inserted, eligible — contacts of the org with a Telegram id or username)."""
+    eligible = await conn.fetch(
+        """
+        SELECT ct.id FROM unnest($2::uuid[]) WITH ORDINALITY AS w (id, n)
+        JOIN contacts ct ON ct.id = w.id AND ct.organization_id = $1 AND ct.deleted_at IS NULL
+             AND (NULLIF(TRIM(ct.telegram_id), '') IS NOT NULL OR NULLIF(TRIM(ct.username), '') IS NOT NULL)
+        ORDER BY w.n
+        """,
+        org,
+        list(contact_ids),
+    )
+    ids = [r["id"] for r in eligible]
+    if not ids:
+        return 0, 0
+    base = await conn.fetchval(
+        "SELECT COALESCE(max(enqueue_order) + 1, 0) FROM campaign_participants WHERE campaign_id = $1",
+        campaign_id,
+    )
+    status = await conn.execute(
+        """
+        INSERT INTO campaign_participants (campaign_id, contact_id, status, current_step, enqueue_order)
+        SELECT $1, w.id, 'pending', 0, $3 + (w.n::int - 1) FROM unnest($2::uuid[]) WITH ORDINALITY AS w (id, n)
+        ON CONFLICT (campaign_id, contact_id) DO NOTHING
+        """,
+        campaign_id,
+        ids,
+        base,
+    )
+    return int(status.rsplit(" ", 1)[-1]), len(ids)
+
+
+async def unscheduled(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> list[asyncpg.Record]:
+    """Participants never scheduled: pending at the first step, no due time, nothing sent."""
+    return await conn.fetch(
+        """
+        SELECT cp.id, cp.bd_account_id, ct.telegram_id, ct.username, ct.deleted_at
+        FROM campaign_participants cp JOIN contacts ct ON ct.id = cp.contact_id
+        WHERE cp.campaign_id = $1 AND cp.status = 'pending' AND cp.next_send_at IS NULL
+          AND cp.last_sent_at IS NULL AND cp.waiting_reason IS DISTINCT FROM 'reply'
+        ORDER BY cp.enqueue_order NULLS LAST, cp.created_at, cp.id
+        FOR UPDATE OF cp
+        """,
+        campaign_id,
+    )
+
+
+async def sending_accounts(
+    conn: asyncpg.Connection, org: uuid.UUID, wanted: Sequence[uuid.UUID]
+) -> list[asyncpg.Record]:
+    """The audience's active accounts of the organization in audience order; without any named, the
+    organization's first active account (as the original)."""
+    columns = "id, timezone, working_hours_start, working_hours_end, working_days, max_dm_per_day"
+    if wanted:
+        return await conn.fetch(
+            f"""
+            SELECT {columns} FROM unnest($2::uuid[]) WITH ORDINALITY AS w (id, n)
+            JOIN bd_accounts a USING (id)
+            WHERE a.organization_id = $1 AND a.is_active
+            ORDER BY w.n
+            """,
+            org,
+            list(wanted),
+        )
+    return await conn.fetch(
+        f"SELECT {columns} FROM bd_accounts WHERE organization_id = $1 AND is_active ORDER BY created_at, id LIMIT 1",
+        org,
+    )
+
+
+async def account_loads(
+    conn: asyncpg.Connection, campaign_id: uuid.UUID, accounts: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[int, datetime | None]]:
+    """Per account: participants already on it in this campaign, and the due time of the last first send
+    still queued on it (follow-ups of participants already contacted do not hold new ones back)."""
+    rows = await conn.fetch(
+        """
+        SELECT bd_account_id, count(*) AS n,
+               max(next_send_at) FILTER (WHERE status = 'pending' AND last_sent_at IS NULL
+                                          AND next_send_at > now()) AS latest
+        FROM campaign_participants
+        WHERE campaign_id = $1 AND bd_account_id = ANY($2::uuid[])
+        GROUP BY bd_account_id
+        """,
+        campaign_id,
+        list(accounts),
+    )
+    return {r["bd_account_id"]: (r["n"], r["latest"]) for r in rows}
+
+
+async def sent_since(conn: asyncpg.Connection, bd_account_id: uuid.UUID, since: datetime) -> int:
+    return await conn.fetchval(
+        """
+        SELECT count(*) FROM campaign_sends
+        WHERE bd_account_id = $1 AND claimed_at >= $2 AND status IN ('sent', 'sending', 'in_doubt')
+        """,
+        bd_account_id,
+        since,
+    )
+
+
+async def apply_schedule(
+    conn: asyncpg.Connection,
+    ids: Sequence[uuid.UUID],
+    accounts: Sequence[uuid.UUID],
+    channels: Sequence[str],
+    due: Sequence[datetime],
+    step: int,
+) -> None:
+    await conn.execute(
+        """
+        UPDATE campaign_participants cp
+        SET bd_account_id = u.account, channel_id = u.channel, next_send_at = u.due, current_step = $5,
+            status = 'pending', waiting_reason = NULL, updated_at = now()
+        FROM unnest($1::uuid[], $2::uuid[], $3::varchar[], $4::timestamptz[]) AS u (id, account, channel, due)
+        WHERE cp.id = u.id
+        """,
+        list(ids),
+        list(accounts),
+        list(channels),
+        list(due),
+        step,
+    )
+
+
+async def mark_unreachable(conn: asyncpg.Connection, ids: Sequence[uuid.UUID], reason: str) -> None:
+    if ids:
+        await conn.execute(
+            """
+            UPDATE campaign_participants
+            SET status = 'failed', last_error = $2, failed_at = now(), next_send_at = NULL, updated_at = now()
+            WHERE id = ANY($1::uuid[])
+            """,
+            list(ids),
+            reason,
+        )

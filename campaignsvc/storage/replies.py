@@ -1,0 +1,221 @@
+"""Finding the participants an inbound message answers (original-v1 §4.6 step 3), and the inbound-event
+updates to accounts and dynamic campaigns."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import asyncpg
+
+# Participants a reply can concern: every non-draft, non-deleted campaign (paused included: replies are
+# recorded whatever the status), participants that were sent at least one step.
+_CANDIDATES = """
+    SELECT cp.id, cp.campaign_id, cp.contact_id, cp.bd_account_id, cp.channel_id, cp.status, cp.current_step,
+           cp.next_send_at, cp.waiting_reason, cp.replied_at, c.organization_id, c.schedule,
+           c.lead_creation_settings, c.pipeline_id
+    FROM campaign_participants cp JOIN campaigns c ON c.id = cp.campaign_id
+    WHERE c.organization_id = $1 AND c.deleted_at IS NULL AND c.status <> 'draft'
+      AND cp.status IN ('pending', 'sent', 'completed') AND cp.last_sent_at IS NOT NULL
+"""
+
+
+async def contact_identity(
+    conn: asyncpg.Connection, org: uuid.UUID, contact_id: uuid.UUID
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT id, telegram_id, username FROM contacts WHERE id = $1 AND organization_id = $2",
+        contact_id,
+        org,
+    )
+
+
+async def match_participants(
+    conn: asyncpg.Connection,
+    org: uuid.UUID,
+    *,
+    contact_id: uuid.UUID | None,
+    bd_account_id: uuid.UUID | None,
+    channel_id: str | None,
+    contact_telegram_id: str | None,
+    contact_username: str | None,
+) -> list[asyncpg.Record]:
+    """Tiered like the original: (a) same contact on the same account and chat; (b) same contact on the
+    same account; (c) an identity alias on the same account (same Telegram id or username under another
+    contact row, or the chat itself). Rows are locked for the caller's transaction."""
+    if contact_id is not None and bd_account_id is not None and channel_id:
+        rows = await conn.fetch(
+            _CANDIDATES
+            + " AND cp.contact_id = $2 AND cp.bd_account_id = $3 AND cp.channel_id = $4 FOR UPDATE OF cp",
+            org,
+            contact_id,
+            bd_account_id,
+            channel_id,
+        )
+        if rows:
+            return rows
+    if contact_id is not None:
+        rows = await conn.fetch(
+            _CANDIDATES
+            + " AND cp.contact_id = $2 AND ($3::uuid IS NULL OR cp.bd_account_id = $3) FOR UPDATE OF cp",
+            org,
+            contact_id,
+            bd_account_id,
+        )
+        if rows:
+            return rows
+    if bd_account_id is None or not channel_id:
+        return []
+    return await conn.fetch(
+        _CANDIDATES
+        + """
+          AND cp.bd_account_id = $2
+          AND (cp.channel_id = $3
+               OR EXISTS (SELECT 1 FROM contacts ec WHERE ec.id = cp.contact_id AND (
+                   NULLIF(TRIM(ec.telegram_id), '') = $3
+                   OR ($4::text IS NOT NULL AND NULLIF(TRIM(ec.telegram_id), '') = $4)
+                   OR ($5::text IS NOT NULL AND NULLIF(TRIM(ec.telegram_id), '') IS NULL
+                       AND lower(ltrim(ec.username, '@')) = $5))))
+        FOR UPDATE OF cp
+        """,
+        org,
+        bd_account_id,
+        channel_id,
+        contact_telegram_id,
+        contact_username,
+    )
+
+
+async def steps_of(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT id, order_index, created_at, trigger_type, delay_hours, delay_minutes, is_hidden, template_id, conditions
+        FROM campaign_sequences WHERE campaign_id = $1
+        """,
+        campaign_id,
+    )
+
+
+async def account_row(conn: asyncpg.Connection, bd_account_id: uuid.UUID | None) -> asyncpg.Record | None:
+    if bd_account_id is None:
+        return None
+    return await conn.fetchrow(
+        "SELECT id, timezone, working_hours_start, working_hours_end, working_days FROM bd_accounts WHERE id = $1",
+        bd_account_id,
+    )
+
+
+async def mark_replied(
+    conn: asyncpg.Connection, participant_id: uuid.UUID, replied_at: datetime, lead_due: bool
+) -> None:
+    await conn.execute(
+        """
+        UPDATE campaign_participants
+        SET status = 'replied', replied_at = COALESCE(replied_at, $2), next_send_at = NULL, waiting_reason = NULL,
+            lead_due_at = CASE WHEN $3 AND lead_created_at IS NULL THEN now() ELSE lead_due_at END,
+            metadata = COALESCE(metadata, '{}'::jsonb) || jsonb_build_object('lastReplyAt', $2::timestamptz),
+            updated_at = now()
+        WHERE id = $1
+        """,
+        participant_id,
+        replied_at,
+        lead_due,
+    )
+
+
+async def release_after_reply(
+    conn: asyncpg.Connection, participant_id: uuid.UUID, replied_at: datetime, due: datetime, step: int
+) -> None:
+    await conn.execute(
+        """
+        UPDATE campaign_participants
+        SET replied_at = COALESCE(replied_at, $2), next_send_at = $3, current_step = $4, waiting_reason = NULL,
+            metadata = COALESCE(metadata, '{}'::jsonb) || jsonb_build_object('lastReplyAt', $2::timestamptz),
+            updated_at = now()
+        WHERE id = $1
+        """,
+        participant_id,
+        replied_at,
+        due,
+        step,
+    )
+
+
+async def note_reply(conn: asyncpg.Connection, participant_id: uuid.UUID, replied_at: datetime) -> None:
+    """A reply that changes nothing about the schedule (already released, or already replied) is kept."""
+    await conn.execute(
+        """
+        UPDATE campaign_participants
+        SET replied_at = COALESCE(replied_at, $2),
+            metadata = COALESCE(metadata, '{}'::jsonb) || jsonb_build_object('lastReplyAt', $2::timestamptz),
+            updated_at = now()
+        WHERE id = $1
+        """,
+        participant_id,
+        replied_at,
+    )
+
+
+async def dynamic_campaigns(
+    conn: asyncpg.Connection, org: uuid.UUID, pipeline_id: uuid.UUID, stage_id: uuid.UUID
+) -> list[uuid.UUID]:
+    """Active campaigns that enrol contacts entering this pipeline stage (R-LIFE-5)."""
+    rows = await conn.fetch(
+        """
+        SELECT id FROM campaigns
+        WHERE organization_id = $1 AND status = 'active' AND deleted_at IS NULL
+          AND target_audience ->> 'dynamicPipelineId' = $2::text
+          AND target_audience -> 'dynamicStageIds' ? $3::text
+        """,
+        org,
+        str(pipeline_id),
+        str(stage_id),
+    )
+    return [r["id"] for r in rows]
+
+
+async def flood_cleared(conn: asyncpg.Connection, org: uuid.UUID, bd_account_id: uuid.UUID) -> bool:
+    """Telegram accepted a call again: lift a FLOOD_WAIT block (not a PEER_FLOOD or spam block)."""
+    done = await conn.fetchval(
+        """
+        UPDATE bd_accounts SET send_blocked_until = NULL, flood_wait_until = NULL, updated_at = now()
+        WHERE id = $1 AND organization_id = $2 AND COALESCE(flood_reason, '') <> 'peer_flood'
+          AND spam_restricted_at IS NULL
+        RETURNING id
+        """,
+        bd_account_id,
+        org,
+    )
+    return done is not None
+
+
+async def spam_restricted(
+    conn: asyncpg.Connection, org: uuid.UUID, bd_account_id: uuid.UUID, source: str | None
+) -> bool:
+    done = await conn.fetchval(
+        """
+        UPDATE bd_accounts
+        SET spam_restricted_at = COALESCE(spam_restricted_at, now()), spam_restriction_source = COALESCE($3, spam_restriction_source),
+            send_blocked_until = GREATEST(COALESCE(send_blocked_until, now()), now() + interval '24 hours'), updated_at = now()
+        WHERE id = $1 AND organization_id = $2
+        RETURNING id
+        """,
+        bd_account_id,
+        org,
+        source[:32] if source else None,
+    )
+    return done is not None
+
+
+async def spam_cleared(conn: asyncpg.Connection, org: uuid.UUID, bd_account_id: uuid.UUID) -> bool:
+    done = await conn.fetchval(
+        """
+        UPDATE bd_accounts SET spam_restricted_at = NULL, spam_restriction_source = NULL, send_blocked_until = NULL,
+                               updated_at = now()
+        WHERE id = $1 AND organization_id = $2
+        RETURNING id
+        """,
+        bd_account_id,
+        org,
+    )
+    return done is not None
