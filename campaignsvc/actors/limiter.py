@@ -168,9 +168,11 @@ class AccountLimiter:
         return self._next_gap[1]
 
     def next_allowed(self) -> dt.datetime | None:
-        if self.settings.last_start is None or self._next_gap is None:
-            return self.settings.last_start
-        return self.settings.last_start + dt.timedelta(seconds=self._next_gap[1])
+        """The earliest next send start: the sampled gap of the campaign up next, else the account floor."""
+        if self.settings.last_start is None:
+            return None
+        gap = self._next_gap[1] if self._next_gap is not None else self.settings.floor_s
+        return self.settings.last_start + dt.timedelta(seconds=gap)
 
     def _defer(self, request: SendRequest, until: dt.datetime, reason: str) -> None:
         self._lanes.pop(request.plan.id, None)

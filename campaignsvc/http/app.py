@@ -23,6 +23,7 @@ from campaignsvc.http import (
     reporting,
     sequences,
     templates,
+    throttle,
 )
 from campaignsvc.http.context import Services
 from campaignsvc.http.jsonenc import JSONProvider
@@ -53,6 +54,7 @@ def create_app(svc: Services) -> QuartTrio:
         reporting,
         preview,
         events,
+        throttle,
     )
     for module in blueprints:
         app.register_blueprint(module.bp)

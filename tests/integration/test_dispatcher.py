@@ -228,3 +228,22 @@ async def test_start__validation_errors(nursery, store, org):
     body = await env.api("POST", f"/api/campaigns/{no_contacts}/start", expect=400)
     assert body["code"] == "VALIDATION"
     await env.api("POST", f"/api/campaigns/{uuid.uuid4()}/start", expect=404)
+
+
+async def test_throttle__shows_live_limiter_state_per_account(nursery, store, org):
+    env = await start_env(nursery, store, org)
+    busy, idle = await org.bd_account(display_name="Busy"), await org.bd_account(display_name="Idle")
+    contacts = await org.contacts(3)
+    cid = await env.campaign(
+        accounts=[busy], contacts=contacts, steps=[{}], audience={"sendDelaySeconds": 30}
+    )
+    await env.api("POST", f"/api/campaigns/{cid}/start")
+    await env.wait_sent(1)
+    await trio.sleep(0.2)
+    rows = {r["displayName"]: r for r in await env.api("GET", "/api/campaigns/agents/throttle")}
+    # The next participants were spread 30 s apart at the start: the account waits for the next one.
+    assert rows["Busy"]["state"] == "idle"
+    assert rows["Busy"]["sentToday"] == 1
+    assert rows["Busy"]["lastSendAt"] is not None
+    assert sum(rows["Busy"]["sendsPerMinute"]) == 1
+    assert rows["Idle"]["state"] == "idle" and rows["Idle"]["sentToday"] == 0

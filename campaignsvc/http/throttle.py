@@ -1,0 +1,109 @@
+"""``GET /api/campaigns/agents/throttle``: each BD account's pace, live from its limiter (SPEC R-API-3,
+R-UI-1). Accounts without a running limiter are described from the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel
+from quart import Blueprint
+
+from campaignsvc.actors.accounts import account_cap
+from campaignsvc.http import identity as ident
+from campaignsvc.http.api import endpoint
+from campaignsvc.http.context import services
+from campaignsvc.http.lookups import local_midnight
+from campaignsvc.http.presenters import account_display_name, visible_accounts
+from campaignsvc.storage import lookups as db
+
+bp = Blueprint("throttle", __name__, url_prefix="/api/campaigns")
+
+STATES = ("idle", "sending", "waiting_gap", "flood_blocked", "restricted", "daily_cap")
+
+
+class AccountThrottle(BaseModel):
+    bdAccountId: uuid.UUID
+    displayName: str
+    state: str
+    blockedUntil: dt.datetime | None
+    blockReason: str | None
+    sentToday: int
+    dailyCap: int
+    lastSendAt: dt.datetime | None
+    nextAllowedAt: dt.datetime | None
+    floorSeconds: float
+    queueDepth: dict[str, int]
+    sendingParticipantId: str | None
+    sendsPerMinute: list[int]
+    capReachedUntil: dt.datetime | None
+    windowOpensAt: dt.datetime | None
+
+
+def _from_database(account: asyncpg.Record, sent_today: int, now: dt.datetime) -> dict[str, Any]:
+    settings = services().settings
+    blocked = max(
+        (t for t in (account["send_blocked_until"], account["flood_wait_until"]) if t and t > now),
+        default=None,
+    )
+    cap = account_cap(account, settings)
+    if account["spam_restricted_at"] is not None:
+        state = "restricted"
+    elif blocked is not None:
+        state = "flood_blocked"
+    elif cap and sent_today >= cap:
+        state = "daily_cap"
+    else:
+        state = "idle"
+    return {
+        "bdAccountId": account["id"],
+        "state": state,
+        "blockedUntil": blocked,
+        "blockReason": account["flood_reason"] if blocked else None,
+        "sentToday": sent_today,
+        "dailyCap": cap,
+        "lastSendAt": None,
+        "nextAllowedAt": None,
+        "floorSeconds": settings.min_gap_s,
+        "queueDepth": {},
+        "sendingParticipantId": None,
+        "sendsPerMinute": [0] * 60,
+        "capReachedUntil": None,
+        "windowOpensAt": None,
+    }
+
+
+@endpoint(
+    bp,
+    "GET",
+    "/agents/throttle",
+    summary="Live pace of every BD account: state, sends today / cap, next allowed send, queue per campaign",
+    response=list[AccountThrottle],
+)
+async def throttle() -> list[dict[str, Any]]:
+    who = ident.current()
+    now = dt.datetime.now(dt.UTC)
+
+    async def run(conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], dict[uuid.UUID, int]]:
+        accounts = visible_accounts(who, await db.active_accounts(conn, who.organization_id))
+        since = {a["id"]: local_midnight(a["timezone"], now) for a in accounts}
+        return accounts, await db.sent_since(conn, who.organization_id, since)
+
+    accounts, sent = await services().store.run(run)
+    live = {uuid.UUID(s["bdAccountId"]): s for s in services().supervisor.throttle()}
+    out = []
+    for account in accounts:
+        snapshot = live.get(account["id"])
+        if snapshot is None:
+            item = _from_database(account, sent.get(account["id"], 0), now)
+        else:
+            item = {
+                **snapshot,
+                "bdAccountId": account["id"],
+                "sentToday": max(snapshot["sentToday"], sent.get(account["id"], 0)),
+            }
+        item["displayName"] = account_display_name(account)
+        out.append(item)
+    return out
