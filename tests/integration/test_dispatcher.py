@@ -232,7 +232,8 @@ async def test_start__validation_errors(nursery, store, org):
 
 async def test_throttle__shows_live_limiter_state_per_account(nursery, store, org):
     env = await start_env(nursery, store, org)
-    busy, idle = await org.bd_account(display_name="Busy"), await org.bd_account(display_name="Idle")
+    busy = await org.bd_account(display_name="Busy")
+    await org.bd_account(display_name="Idle")
     contacts = await org.contacts(3)
     cid = await env.campaign(
         accounts=[busy], contacts=contacts, steps=[{}], audience={"sendDelaySeconds": 30}
