@@ -22,9 +22,9 @@ from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
 from campaignsvc.http.errors import conflict, not_found, validation
 from campaignsvc.http.models.audience import (
+    BulkAdded,
     CsvImport,
     ImportResult,
-    BulkAdded,
     ParticipantsBulk,
     UsernameImport,
 )
