@@ -22,10 +22,12 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from campaignsvc.actors.inbound import InboundHandler
+from campaignsvc.actors.leads import LeadCreator
 from campaignsvc.actors.supervisor import Supervisor
 from campaignsvc.config import Settings
 from campaignsvc.http.app import create_app
 from campaignsvc.http.context import Services
+from campaignsvc.integrations.pipeline import PipelineClient
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import migrate
 from campaignsvc.storage.store import Store
@@ -68,11 +70,16 @@ async def run_service(
 ) -> None:
     """Run the service until ``shutdown`` is set; reports the bound URLs through ``task_status``."""
     async with Store.open(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max) as store:
-        supervisor = Supervisor(store, settings)
-        inbound = InboundHandler(store, settings, tell=supervisor.tell)
+        pipeline = PipelineClient(
+            settings.pipeline_service_url, internal_auth_secret=settings.internal_auth_secret
+        )
+        leads = LeadCreator(store, pipeline)
+        supervisor = Supervisor(store, settings, leads_due=leads.wake)
+        inbound = InboundHandler(store, settings, tell=supervisor.tell, leads_due=leads.wake)
         http_done = trio.Event()
         async with trio.open_nursery() as infrastructure:
             await infrastructure.start(supervisor.run)
+            await infrastructure.start(leads.run)
             app = create_app(Services(settings=settings, store=store, supervisor=supervisor, inbound=inbound))
             binds = await infrastructure.start(_serve_http, app, settings, shutdown, http_done)
             log.info("service.listening", urls=binds)

@@ -8,13 +8,16 @@ import uuid
 from typing import Any
 
 import attrs
+import httpx
 import trio
 
 from campaignsvc.actors.inbound import InboundHandler
+from campaignsvc.actors.leads import LeadCreator
 from campaignsvc.actors.supervisor import Supervisor
 from campaignsvc.config import Settings
 from campaignsvc.http.app import create_app
 from campaignsvc.http.context import Services
+from campaignsvc.integrations.pipeline import PipelineClient
 from campaignsvc.sandbox import SandboxConfig
 from campaignsvc.storage.store import Store
 from tests.factories import Org
@@ -98,6 +101,7 @@ async def start_env(
     org: Org,
     *,
     sandbox: SandboxConfig | None = None,
+    pipeline: httpx.AsyncBaseTransport | None = None,
     **settings_overrides: Any,
 ) -> Env:
     box = await start_sandbox(
@@ -113,12 +117,39 @@ async def start_env(
     )
     overrides.update(settings_overrides)
     settings = Settings.from_env({}, **overrides)
-    supervisor = Supervisor(store, settings)
+    leads = LeadCreator(store, PipelineClient("http://pipeline.test", transport=pipeline or FakePipeline()))
+    supervisor = Supervisor(store, settings, leads_due=leads.wake)
     await nursery.start(supervisor.run)
-    inbound = InboundHandler(store, settings, tell=supervisor.tell)
+    await nursery.start(leads.run)
+    inbound = InboundHandler(store, settings, tell=supervisor.tell, leads_due=leads.wake)
     services = Services(settings=settings, store=store, supervisor=supervisor, inbound=inbound)
     client = create_app(services).test_client()
     return Env(store, settings, box, supervisor, services, client, org)
+
+
+class FakePipeline(httpx.AsyncBaseTransport):
+    """The pipeline service's lead contract (original-v1 §5.4): 201 with the new lead, 409 with the
+    existing lead's id for a contact already in the pipeline."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.leads: dict[tuple[str, str], str] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        import json
+
+        body = json.loads(await request.aread())
+        self.calls.append({"body": body, "headers": dict(request.headers)})
+        key = (body["contactId"], body["pipelineId"])
+        if key in self.leads:
+            error = {
+                "error": "Contact is already in this pipeline",
+                "code": "CONFLICT",
+                "details": {"leadId": self.leads[key]},
+            }
+            return httpx.Response(409, json=error)
+        self.leads[key] = str(uuid.uuid4())
+        return httpx.Response(201, json={"id": self.leads[key], "contact_id": body["contactId"]})
 
 
 def reply_event(

@@ -7,7 +7,7 @@ import uuid
 import trio
 
 from campaignsvc.sandbox import SandboxConfig
-from tests.integration.dispatch_helpers import reply_event, start_env
+from tests.integration.dispatch_helpers import FakePipeline, reply_event, start_env
 
 
 async def test_three_step_campaign__runs_to_completion_with_one_send_per_participant_and_step(
@@ -248,3 +248,81 @@ async def test_throttle__shows_live_limiter_state_per_account(nursery, store, or
     assert rows["Busy"]["lastSendAt"] is not None
     assert sum(rows["Busy"]["sendsPerMinute"]) == 1
     assert rows["Idle"]["state"] == "idle" and rows["Idle"]["sentToday"] == 0
+
+
+async def test_leads__created_once_on_first_send_and_announced(nursery, store, org):
+    pipeline = FakePipeline()
+    env = await start_env(nursery, store, org, pipeline=pipeline)
+    account = await org.bd_account()
+    contacts = await org.contacts(3)
+    pipeline_id, stages = await org.pipeline()
+    cid = await env.campaign(
+        accounts=[account], contacts=contacts, steps=[{}, {}], pipelineId=str(pipeline_id)
+    )
+    await env.api("PATCH", f"/api/campaigns/{cid}", {"leadCreationSettings": {"trigger": "on_first_send"}})
+    await env.api("POST", f"/api/campaigns/{cid}/start")
+    await env.wait_status(cid, "completed")
+    with trio.fail_after(10):
+        while (
+            await store.fetchval(
+                "SELECT count(*) FROM campaign_participants WHERE lead_created_at IS NOT NULL"
+            )
+            < 3
+        ):
+            await trio.sleep(0.05)
+    assert len(pipeline.calls) == 3
+    assert {c["body"]["stageId"] for c in pipeline.calls} == {str(stages[0])}
+    assert {c["headers"]["x-user-id"] for c in pipeline.calls} == {str(org.owner_id)}
+    events = await store.fetch(
+        "SELECT envelope FROM campaign_outbox WHERE event_type = 'lead.created.from.campaign'"
+    )
+    assert len(events) == 3
+    assert {e["envelope"]["data"]["campaignId"] for e in events} == {cid}
+
+
+async def test_leads__on_reply_logs_activity_once(nursery, store, org):
+    pipeline = FakePipeline()
+    env = await start_env(nursery, store, org, pipeline=pipeline)
+    account = await org.bd_account()
+    (contact,) = await org.contacts(1)
+    pipeline_id, stages = await org.pipeline()
+    cid = await env.campaign(
+        accounts=[account], contacts=[contact], steps=[{}, {"delayMinutes": 30}], pipelineId=str(pipeline_id)
+    )
+    await env.api(
+        "PATCH",
+        f"/api/campaigns/{cid}",
+        {"leadCreationSettings": {"trigger": "on_reply", "default_stage_id": str(stages[1])}},
+    )
+    await env.api("POST", f"/api/campaigns/{cid}/start")
+    await env.wait_sent(1)
+    await trio.sleep(0.2)
+    assert pipeline.calls == []
+    (row,) = await env.participants(cid)
+    lead_id = await store.fetchval(
+        "INSERT INTO leads (organization_id, contact_id, pipeline_id, stage_id) VALUES ($1, $2, $3, $4) RETURNING id",
+        org.id,
+        contact,
+        pipeline_id,
+        stages[1],
+    )
+    pipeline.leads[(str(contact), str(pipeline_id))] = str(lead_id)  # the contact is already in the pipeline
+    await env.api(
+        "POST",
+        "/api/campaigns/events",
+        reply_event(org, contact_id=contact, account_id=account, channel_id=row["channel_id"]),
+    )
+    with trio.fail_after(10):
+        while not await store.fetchval(
+            "SELECT lead_created_at FROM campaign_participants WHERE id = $1", row["id"]
+        ):
+            await trio.sleep(0.05)
+    assert [c["body"]["stageId"] for c in pipeline.calls] == [str(stages[1])]
+    activity = await store.fetch(
+        "SELECT type FROM lead_activity_log WHERE lead_id = $1 ORDER BY type", lead_id
+    )
+    assert [a["type"] for a in activity] == ["campaign_reply_received", "lead_created"]
+    event = await store.fetchval(
+        "SELECT envelope FROM campaign_outbox WHERE event_type = 'lead.created.from.campaign'"
+    )
+    assert event["data"]["leadId"] == str(lead_id) and "repliedAt" in event["data"]
