@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
 
+from campaignsvc import metrics
 from campaignsvc.actors.clock import Clock
 from campaignsvc.actors.limiter import AccountLimiter, SendReport, SendRequest
 from campaignsvc.actors.recorder import Outcome, Recorder, Release
@@ -182,6 +183,7 @@ class DispatchSender:
         )
         now = self._clock.now()
         waiting_status = PENDING if claimed.first_send else SENT
+        metrics.SENDS.labels("delivered" if isinstance(answer, Delivered) else answer.error_class.value).inc()
         if isinstance(answer, Delivered):
             update = after_send(plan, request.step, now, schedule, self._rng)
             data = self._event_data(request, message_id=answer.message_id, contact_id=claimed.contact_id)
