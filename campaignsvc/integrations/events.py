@@ -66,7 +66,9 @@ class Handler(Protocol):
     event was handled before and ``handle`` must change nothing. The consumer acknowledges the delivery
     only after ``handle`` returns; an exception makes it retry (3 tries, then the dead-letter queue),
     except :class:`campaignsvc.errors.DatabaseUnavailable`, which pauses consumption and retries the same
-    delivery without using up a try.
+    delivery without using up a try. A call running past the consumer's ``handler_timeout`` is cancelled
+    and counts as a failed try; at shutdown a call may be cancelled too — its transaction rolls back and
+    the broker redelivers the event.
     """
 
     @property
