@@ -15,6 +15,7 @@ finish, bounded by SHUTDOWN_GRACE_SECONDS), then cancel what is left and close t
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from functools import partial
 
 import trio
@@ -27,6 +28,7 @@ from campaignsvc.actors.supervisor import Supervisor
 from campaignsvc.config import Settings
 from campaignsvc.http.app import create_app
 from campaignsvc.http.context import Services
+from campaignsvc.integrations.amqp import EventsService
 from campaignsvc.integrations.pipeline import PipelineClient
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import migrate
@@ -61,6 +63,16 @@ async def _serve_http(
         done.set()
 
 
+class _Late:
+    """A callback whose target is set after the objects that call it are built."""
+
+    def __init__(self) -> None:
+        self.target: Callable[[], None] = lambda: None
+
+    def __call__(self) -> None:
+        self.target()
+
+
 async def run_service(
     settings: Settings,
     dsn: str,
@@ -73,14 +85,35 @@ async def run_service(
         pipeline = PipelineClient(
             settings.pipeline_service_url, internal_auth_secret=settings.internal_auth_secret
         )
-        leads = LeadCreator(store, pipeline)
-        supervisor = Supervisor(store, settings, leads_due=leads.wake)
-        inbound = InboundHandler(store, settings, tell=supervisor.tell, leads_due=leads.wake)
+        # The relay is woken after every commit that wrote outbox rows; it is built after its writers.
+        relay_wake = _Late()
+        leads = LeadCreator(store, pipeline, events_written=relay_wake)
+        supervisor = Supervisor(store, settings, leads_due=leads.wake, events_written=relay_wake)
+        inbound = InboundHandler(
+            store, settings, tell=supervisor.tell, leads_due=leads.wake, events_written=relay_wake
+        )
+        events = EventsService(settings, store, inbound)
+        relay_wake.target = events.wake_relay
+        events_scope = trio.CancelScope()
+
+        async def run_events(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            with events_scope:
+                await events.run(task_status=task_status)
+
         http_done = trio.Event()
         async with trio.open_nursery() as infrastructure:
             await infrastructure.start(supervisor.run)
             await infrastructure.start(leads.run)
-            app = create_app(Services(settings=settings, store=store, supervisor=supervisor, inbound=inbound))
+            await infrastructure.start(run_events)
+            services = Services(
+                settings=settings,
+                store=store,
+                supervisor=supervisor,
+                inbound=inbound,
+                amqp_state=events.state,
+                events_written=relay_wake,
+            )
+            app = create_app(services)
             binds = await infrastructure.start(_serve_http, app, settings, shutdown, http_done)
             log.info("service.listening", urls=binds)
             task_status.started(binds)
@@ -88,7 +121,10 @@ async def run_service(
             log.info("service.stopping")
             with trio.move_on_after(settings.shutdown_grace_s):
                 await http_done.wait()
+            # Stop consuming first: a handler cut short rolls back and the broker redelivers the event.
+            events_scope.cancel()
             await supervisor.stop(settings.shutdown_grace_s)
+            relay_wake()
             infrastructure.cancel_scope.cancel()
     log.info("service.stopped")
 

@@ -3,44 +3,24 @@
 from __future__ import annotations
 
 import collections
-import os
 import signal
-import subprocess
-import sys
 
 import httpx
 import trio
 
-from tests.conftest import ROOT, free_port, start_service, stop_service
+from tests.conftest import free_port, start_service, stop_service
+from tests.e2e.processes import HttpClient, start_sandbox_process
 from tests.factories import make_org
 from tests.integration.dispatch_helpers import Env
-
-
-async def _sandbox(tmp_path, port: int) -> subprocess.Popen:
-    args = ["sandbox", "--port", str(port), "--latency-ms", "40", "--jitter-ms", "30"]
-    with (tmp_path / "sandbox.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "campaignsvc", *args],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "LOG_LEVEL": "warning"},
-        )
-    async with httpx.AsyncClient() as http:
-        with trio.fail_after(20):
-            while True:
-                try:
-                    if (await http.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
-                        return process
-                except httpx.TransportError:
-                    await trio.sleep(0.1)
 
 
 async def test_sigkill_mid_campaign__restart_sends_nothing_twice_and_loses_nobody(
     store, database_url, tmp_path
 ):
     sandbox_port = free_port()
-    sandbox = await _sandbox(tmp_path, sandbox_port)
+    sandbox = await start_sandbox_process(
+        tmp_path / "sandbox.log", sandbox_port, "--latency-ms", "40", "--jitter-ms", "30"
+    )
     env_vars = {
         "DATABASE_URL": database_url,
         "MESSAGING_SERVICE_URL": f"http://127.0.0.1:{sandbox_port}",
@@ -61,7 +41,7 @@ async def test_sigkill_mid_campaign__restart_sends_nothing_twice_and_loses_nobod
                 sandbox=None,
                 supervisor=None,
                 services=None,
-                client=_Client(http),
+                client=HttpClient(http),
                 org=org,
             )
             cid = await env.campaign(accounts=accounts, contacts=contacts, steps=[{}, {}, {}])
@@ -97,23 +77,3 @@ async def test_sigkill_mid_campaign__restart_sends_nothing_twice_and_loses_nobod
         stop_service(service)
         sandbox.terminate()
         sandbox.wait(10)
-
-
-class _Client:
-    """Adapts httpx to the quart test client calls Env makes."""
-
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self._http = http
-
-    async def open(self, path: str, method: str, json=None, headers=None, **kw):
-        response = await self._http.request(method, path, json=json, headers=headers)
-        return _Response(response)
-
-
-class _Response:
-    def __init__(self, response: httpx.Response) -> None:
-        self.status_code = response.status_code
-        self._response = response
-
-    async def get_json(self):
-        return self._response.json() if self._response.content else None
