@@ -29,7 +29,7 @@ from campaignsvc.actors.messages import AccountChanged, CampaignDeactivated, Par
 from campaignsvc.config import Settings
 from campaignsvc.domain import schedule as sched
 from campaignsvc.domain import steps as st
-from campaignsvc.domain.campaign import WINDOW_JITTER_S, CampaignPlan
+from campaignsvc.domain.campaign import WINDOW_JITTER_S, CampaignPlan, step_from_row
 from campaignsvc.integrations.events import CONSUMED_TYPES, Event
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import dispatch, lifecycle, processed_events, replies
@@ -162,7 +162,7 @@ class InboundHandler:
         for row in rows:
             cid = row["campaign_id"]
             if cid not in steps_cache:
-                steps_cache[cid] = st.ordered(_step(r) for r in await replies.steps_of(conn, cid))
+                steps_cache[cid] = st.ordered(step_from_row(r) for r in await replies.steps_of(conn, cid))
             steps = steps_cache[cid]
             open_ = row["status"] in ("pending", "sent")
             if open_ and row["next_send_at"] is None and row["waiting_reason"] == "reply":
@@ -246,17 +246,3 @@ class InboundHandler:
                     effects.tell(CampaignDeactivated(campaign_id))
         if changed:
             effects.tell(AccountChanged(account))
-
-
-def _step(row: asyncpg.Record) -> st.Step:
-    return st.Step(
-        id=row["id"],
-        order_index=row["order_index"],
-        created_at=row["created_at"],
-        trigger_type=row["trigger_type"],
-        delay_hours=row["delay_hours"],
-        delay_minutes=row["delay_minutes"],
-        is_hidden=row["is_hidden"],
-        template_id=row["template_id"],
-        conditions=row["conditions"] or {},
-    )

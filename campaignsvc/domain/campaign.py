@@ -45,6 +45,21 @@ def gap_range(audience: Mapping[str, Any]) -> tuple[float, float]:
     return (DEFAULT_GAP_S, DEFAULT_GAP_S)
 
 
+def step_from_row(row: Mapping[str, Any]) -> st.Step:
+    """A step from its ``campaign_sequences`` row."""
+    return st.Step(
+        id=row["id"],
+        order_index=row["order_index"],
+        created_at=row["created_at"],
+        trigger_type=row["trigger_type"],
+        delay_hours=row["delay_hours"],
+        delay_minutes=row["delay_minutes"],
+        is_hidden=row["is_hidden"],
+        template_id=row["template_id"],
+        conditions=row["conditions"] or {},
+    )
+
+
 def _account_ids(audience: Mapping[str, Any]) -> list[uuid.UUID]:
     """The audience's BD accounts in order: ``bdAccountIds``, else ``[bdAccountId]``."""
     raw = audience.get("bdAccountIds") or ([audience["bdAccountId"]] if audience.get("bdAccountId") else [])
@@ -80,20 +95,7 @@ class CampaignPlan:
         cls, campaign: Mapping[str, Any], step_rows: Sequence[Mapping[str, Any]], *, reply_wait_hours: float
     ) -> CampaignPlan:
         audience = campaign.get("target_audience") or {}
-        steps = st.ordered(
-            st.Step(
-                id=r["id"],
-                order_index=r["order_index"],
-                created_at=r["created_at"],
-                trigger_type=r["trigger_type"],
-                delay_hours=r["delay_hours"],
-                delay_minutes=r["delay_minutes"],
-                is_hidden=r["is_hidden"],
-                template_id=r["template_id"],
-                conditions=r["conditions"] or {},
-            )
-            for r in step_rows
-        )
+        steps = st.ordered(step_from_row(r) for r in step_rows)
         templates: dict[uuid.UUID, Template | TemplateError] = {}
         for r in step_rows:
             try:
