@@ -201,13 +201,15 @@ class AccountLimiter:
                 self.cap_until = until
                 self._defer(request, until, "cap")
                 continue
-            if not sched.is_open(schedule, now):
-                until = sched.place(schedule, now, self._rng, WINDOW_JITTER_S)
+            gap = self._gap_for(plan)
+            start_at = now if s.last_start is None else max(now, s.last_start + dt.timedelta(seconds=gap))
+            # Checked when the send could start: a window that closes within the gap hands the request back
+            # now instead of holding the account idle until then while other lanes wait.
+            if not sched.is_open(schedule, start_at):
+                until = sched.place(schedule, start_at, self._rng, WINDOW_JITTER_S)
                 self.window_until = until
                 self._defer(request, until, "window")
                 continue
-            gap = self._gap_for(plan)
-            start_at = now if s.last_start is None else max(now, s.last_start + dt.timedelta(seconds=gap))
             self._rr.rotate(
                 -list(self._rr).index(cid)
             )  # this campaign is served now, keep the order after it
@@ -216,7 +218,6 @@ class AccountLimiter:
         return None, None
 
     async def _wait(self, until: dt.datetime | None) -> None:
-        self._changed = trio.Event()
         deadline = math.inf if until is None else self._clock.deadline(until)
         with trio.move_on_at(deadline):
             await self._changed.wait()
@@ -245,6 +246,9 @@ class AccountLimiter:
     async def run(self, *, task_status: trio.TaskStatus[AccountLimiter] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started(self)
         while True:
+            # Armed before anything is read: a poke during the awaits below (a reload asked for while one
+            # is under way) ends the next wait instead of being lost.
+            self._changed = trio.Event()
             await self._maybe_reload()
             now = self._clock.now()
             await self._end_block_if_over(now)
