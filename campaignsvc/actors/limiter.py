@@ -210,9 +210,6 @@ class AccountLimiter:
                 self.window_until = until
                 self._defer(request, until, "window")
                 continue
-            self._rr.rotate(
-                -list(self._rr).index(cid)
-            )  # this campaign is served now, keep the order after it
             return request, start_at
         self.state = "daily_cap" if self.cap_until and self.cap_until > now else "idle"
         return None, None
