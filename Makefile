@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format serve migrate sandbox bench clean
+.PHONY: demo test browser lint format serve migrate sandbox bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,18 @@ demo: $(STAMP)
 	$(BIN)/campaignsvc demo $(ARGS)
 
 ## test: install, lint, then the whole suite (unit, integration, e2e) against local PostgreSQL and RabbitMQ
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	$(BIN)/pytest $(ARGS)
+
+## browser: Debian's chromium for tests/e2e/test_dashboard_browser.py, installed once (needs root + apt-get)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "browser: installing Debian's chromium"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "browser: chromium is missing and cannot be installed here (apt-get install chromium as root)" >&2; \
+	  fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check campaignsvc tests $(wildcard bench)

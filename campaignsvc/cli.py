@@ -13,6 +13,7 @@ import trio_asyncio
 from campaignsvc import __version__, logs
 from campaignsvc.app import migrate_database, serve_until_signalled
 from campaignsvc.config import Settings
+from campaignsvc.demo import cli as demo_cli
 from campaignsvc.errors import CampaignsvcError, ConfigError
 from campaignsvc.sandbox import cli as sandbox_cli
 from campaignsvc.storage.embedded import database_dsn
@@ -28,9 +29,7 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="apply database migrations and exit")
 
-    demo = commands.add_parser("demo", help="run the service on the embedded database, migrated")
-    demo.add_argument("--fresh", action="store_true", help="start from an empty demo database")
-
+    demo_cli.add_parser(commands)
     sandbox_cli.add_parser(commands)
     return parser
 
@@ -76,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "sandbox":
         job = partial(sandbox_cli.run, args, settings)
     else:
-        job = partial(_serve, settings, migrate_first=True, fresh=args.fresh)
+        job = partial(demo_cli.run, args, settings)
 
     try:
         trio.run(job)

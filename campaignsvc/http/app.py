@@ -13,6 +13,7 @@ from campaignsvc import metrics
 from campaignsvc.http import (
     audience,
     campaigns,
+    dashboard,
     errors,
     events,
     health,
@@ -55,6 +56,7 @@ def create_app(svc: Services) -> QuartTrio:
         preview,
         events,
         throttle,
+        dashboard,
     )
     for module in blueprints:
         app.register_blueprint(module.bp)
