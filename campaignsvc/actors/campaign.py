@@ -10,6 +10,7 @@ time or a message, never polls per participant, and completes the campaign when 
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import heapq
 import itertools
@@ -76,8 +77,12 @@ class CampaignActor:
         clock: Clock,
         directory: Directory,
         enrol: object | None = None,
+        boot: trio.CapacityLimiter | None = None,
     ) -> None:
         self.campaign_id = campaign_id
+        # Held while the actor first reads the database, so thousands of actors starting together (a
+        # restart) take turns instead of all queueing on the pool past its acquire timeout.
+        self._boot: contextlib.AbstractAsyncContextManager[object] = boot or contextlib.nullcontext()
         self._store = store
         self._settings = settings
         self._clock = clock
@@ -125,15 +130,20 @@ class CampaignActor:
     # --- the loop ------------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[CampaignActor] = trio.TASK_STATUS_IGNORED) -> None:
-        campaign, steps = await self._store.run(dispatch.load_campaign, self.campaign_id, transaction=False)
-        if campaign is None or campaign["status"] != "active" or campaign["deleted_at"] is not None:
-            task_status.started(self)
-            return
-        self.plan = CampaignPlan.from_rows(campaign, steps, reply_wait_hours=self._settings.reply_wait_hours)
-        await self._enrol_unscheduled()
+        async with self._boot:
+            campaign, steps = await self._store.run(
+                dispatch.load_campaign, self.campaign_id, transaction=False
+            )
+            if campaign is None or campaign["status"] != "active" or campaign["deleted_at"] is not None:
+                task_status.started(self)
+                return
+            self.plan = CampaignPlan.from_rows(
+                campaign, steps, reply_wait_hours=self._settings.reply_wait_hours
+            )
+            await self._enrol_unscheduled()
+            await self._reload(self._clock.now())
         task_status.started(self)
         log.info("campaign.running", campaign_id=str(self.campaign_id), steps=len(self.plan.steps))
-        self._reload_at = self._clock.now()
         while True:
             now = self._clock.now()
             if self._reload_at is not None and now >= self._reload_at:

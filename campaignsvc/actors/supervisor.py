@@ -74,6 +74,8 @@ class Supervisor:
         self.campaigns: dict[uuid.UUID, _Running] = {}
         self.limiters: dict[uuid.UUID, AccountLimiter] = {}
         self.restarts: collections.Counter[str] = collections.Counter()
+        # Campaign actors starting at once (a boot with thousands active) read the database in turns.
+        self._boot = trio.CapacityLimiter(max(1, settings.db_pool_max // 2))
         self.state = "starting"
         self._messaging = messaging or MessagingClient(
             settings.messaging_service_url,
@@ -171,6 +173,7 @@ class Supervisor:
             clock=self._clock,
             directory=self,
             enrol=self._enrol,
+            boot=self._boot,
         )
 
     def _stop_campaign(self, campaign_id: uuid.UUID) -> None:
