@@ -50,6 +50,9 @@ class SendReport:
     """What a send did, as far as pacing is concerned."""
 
     attempted: bool  # Messaging was called: the gap and the daily cap are used
+    # When Messaging was called (after the claim): the gap counts from here, so a slow claim cannot
+    # bring two calls of the account closer than the gap. None: when the limiter handed the send over.
+    started_at: dt.datetime | None = None
     block_until: dt.datetime | None = None
     block_reason: str | None = None
 
@@ -273,6 +276,7 @@ class AccountLimiter:
             self._send_done.set()
             self._send_done = trio.Event()
         if report.attempted:
+            started = report.started_at or started
             self.settings.last_start = started
             self._starts.append(started)
             self.sends += 1

@@ -169,6 +169,7 @@ class DispatchSender:
         self, request: SendRequest, claimed: dispatch.Claimed, schedule: sched.Schedule | None
     ) -> SendReport:
         plan = request.plan
+        started = self._clock.now()  # the send's start as Messaging (and Telegram) sees it
         answer = await self._messaging.send(
             SendCommand(
                 organization_id=plan.organization_id,
@@ -200,7 +201,7 @@ class DispatchSender:
                 event=("campaign.message.sent", data),
                 lead_due=claimed.first_send and plan.lead_trigger == "on_first_send",
             )
-            return SendReport(attempted=True)
+            return SendReport(attempted=True, started_at=started)
 
         failure = answer
         log.info(
@@ -224,7 +225,7 @@ class DispatchSender:
             self._record(request, update, ledger_status="deferred", **common)
             reason = failure.block.value if failure.block else "account"
             await self._on_block(request.bd_account_id, until, reason, seconds)
-            return SendReport(attempted=True, block_until=until, block_reason=reason)
+            return SendReport(attempted=True, started_at=started, block_until=until, block_reason=reason)
         if failure.error_class is delivery.ErrorClass.UNKNOWN:
             until = now + dt.timedelta(seconds=self._settings.in_doubt_retry_after_s)
             update = ParticipantUpdate(
@@ -235,7 +236,7 @@ class DispatchSender:
                 attempts=claimed.participant_attempts,
             )
             self._record(request, update, ledger_status="in_doubt", **common)
-            return SendReport(attempted=True)
+            return SendReport(attempted=True, started_at=started)
         attempts = claimed.participant_attempts + 1
         if (
             failure.error_class is delivery.ErrorClass.TRANSIENT
@@ -251,7 +252,7 @@ class DispatchSender:
                 last_error=failure.reason,
             )
             self._record(request, update, ledger_status="deferred", **common)
-            return SendReport(attempted=True)
+            return SendReport(attempted=True, started_at=started)
         update = ParticipantUpdate(
             current_step=request.step,
             status=FAILED,
@@ -269,7 +270,7 @@ class DispatchSender:
         self._record(
             request, update, ledger_status="failed", event=("campaign.message.failed", data), **common
         )
-        return SendReport(attempted=True)
+        return SendReport(attempted=True, started_at=started)
 
     def _block_until(self, failure: delivery.Failure, now: dt.datetime) -> tuple[dt.datetime, int | None]:
         s = self._settings
