@@ -55,6 +55,10 @@ class SendReport:
     started_at: dt.datetime | None = None
     block_until: dt.datetime | None = None
     block_reason: str | None = None
+    # Counts toward the daily cap: only a message that went out (or may have: in doubt). A refused send
+    # (FLOOD_WAIT, PEER_FLOOD, a recipient error, a transient failure) spends the gap, not the cap —
+    # the same rule the cap's count after a restart uses (ledger rows sent, sending, in_doubt).
+    counted: bool = True
 
 
 @attrs.define
@@ -278,7 +282,8 @@ class AccountLimiter:
         if report.attempted:
             started = report.started_at or started
             self.settings.last_start = started
-            self._starts.append(started)
+            if report.counted:
+                self._starts.append(started)
             self.sends += 1
             if len(self._starts) > 1024 and self._starts[512] < started - 48 * _HOUR:
                 del self._starts[: bisect.bisect_left(self._starts, started - 48 * _HOUR)]

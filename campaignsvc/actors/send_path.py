@@ -225,7 +225,9 @@ class DispatchSender:
             self._record(request, update, ledger_status="deferred", **common)
             reason = failure.block.value if failure.block else "account"
             await self._on_block(request.bd_account_id, until, reason, seconds)
-            return SendReport(attempted=True, started_at=started, block_until=until, block_reason=reason)
+            return SendReport(
+                attempted=True, started_at=started, block_until=until, block_reason=reason, counted=False
+            )
         if failure.error_class is delivery.ErrorClass.UNKNOWN:
             until = now + dt.timedelta(seconds=self._settings.in_doubt_retry_after_s)
             update = ParticipantUpdate(
@@ -252,7 +254,7 @@ class DispatchSender:
                 last_error=failure.reason,
             )
             self._record(request, update, ledger_status="deferred", **common)
-            return SendReport(attempted=True, started_at=started)
+            return SendReport(attempted=True, started_at=started, counted=False)
         update = ParticipantUpdate(
             current_step=request.step,
             status=FAILED,
@@ -270,7 +272,7 @@ class DispatchSender:
         self._record(
             request, update, ledger_status="failed", event=("campaign.message.failed", data), **common
         )
-        return SendReport(attempted=True, started_at=started)
+        return SendReport(attempted=True, started_at=started, counted=False)
 
     def _block_until(self, failure: delivery.Failure, now: dt.datetime) -> tuple[dt.datetime, int | None]:
         s = self._settings

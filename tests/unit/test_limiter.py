@@ -805,3 +805,21 @@ async def test_limiter__snapshot_reports_state_counts_and_sends_per_minute(autoj
         # An hour later the chart has slid on.
         await world.until(world.at(100 * 60 + 45))
         assert limiter.snapshot()["sendsPerMinute"] == [0] * 60
+
+
+async def test_limiter__refused_sends_spend_the_gap_but_not_the_daily_cap(autojump_clock):
+    world = World(utc(2025, 6, 10, 10, 0))
+    limiter = world.account(open_settings(daily_cap=3))
+    world.sender.script = {
+        0: SendReport(attempted=True, counted=False),
+        1: SendReport(attempted=True, counted=False),
+    }
+    world.campaign(make_plan({"sendDelaySeconds": 60}), [limiter])
+    async with world.running():
+        await world.until(world.at(3_600))
+    starts = world.starts()
+    # Two refusals, then the three sends the cap allows, each at least the gap after the previous call.
+    assert len(starts) == 5
+    assert all(b - a >= seconds(60) for a, b in itertools.pairwise(starts))
+    assert limiter.snapshot()["sentToday"] == 3
+    assert [d.reason for d in world.deferrals] == ["cap"]
