@@ -44,5 +44,10 @@ serve: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/campaignsvc migrate
 
+## bench: every benchmark at CI size, one JSON report each in bench/results/ (SIZE=full: the SPEC sizes)
+SIZE ?= ci
+bench: $(STAMP)
+	$(BIN)/python -m bench all --size $(SIZE)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
