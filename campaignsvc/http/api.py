@@ -45,6 +45,8 @@ class Operation:
     errors: tuple[int, ...]
     auth: str
     content_type: str = "application/json"
+    # Other representations of the success response, by content type (negotiated by the handler).
+    alternatives: dict[str, Any] = attrs.field(factory=dict)
 
 
 OPERATIONS: list[Operation] = []
@@ -132,6 +134,7 @@ def endpoint(
     auth: str = "tenant",
     write: bool | None = None,
     content_type: str = "application/json",
+    alternatives: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
     """Register ``handler`` on ``bp`` at ``rule`` and describe it in the OpenAPI document."""
     method = method.upper()
@@ -174,6 +177,7 @@ def endpoint(
                 errors=tuple(sorted({*implied, *auth_errors, *errors})),
                 auth=auth,
                 content_type=content_type,
+                alternatives=dict(alternatives or {}),
             )
         )
         return handler

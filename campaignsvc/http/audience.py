@@ -1,4 +1,5 @@
-"""Audience import: CSV, username lists, participants-bulk (original-v1 §2.4, §4.13).
+"""Audience: CSV and username-list imports, participants-bulk, removing participants (original-v1 §2.4,
+§2.9, §4.13).
 
 The imports only match or create contacts and return their ids (the front end then adds them as
 participants); participants-bulk adds participants. None of them sends anything.
@@ -24,6 +25,7 @@ from campaignsvc.http.errors import conflict, not_found, validation
 from campaignsvc.http.models.audience import (
     BulkAdded,
     CsvImport,
+    Deleted,
     ImportResult,
     ParticipantsBulk,
     UsernameImport,
@@ -124,3 +126,55 @@ async def participants_bulk(id: uuid.UUID, body: ParticipantsBulk) -> dict:
         return await db.add_participants(conn, org, id, body.contactIds, body.bdAccountId)
 
     return {"added": await services().store.run(run)}
+
+
+# --- removing participants ----------------------------------------------------------------------------
+
+
+async def _editable(conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID) -> None:
+    """The campaign row, locked so that it cannot start while participants are removed; not while active."""
+    campaign = await campaigns_db.get_for_update(conn, org, campaign_id)
+    if campaign is None:
+        raise not_found(NOT_FOUND)
+    if campaign["status"] == "active":
+        raise conflict("Pause the campaign before removing participants")
+
+
+@endpoint(
+    bp,
+    "DELETE",
+    "/<id>/participants/<contactId>",
+    summary="Remove one contact from the campaign (not while it is active)",
+    status=204,
+    errors=(404, 409),
+)
+async def remove_participant(id: uuid.UUID, contactId: uuid.UUID) -> None:
+    org = ident.current().organization_id
+
+    async def run(conn: asyncpg.Connection) -> str:
+        await _editable(conn, org, id)
+        return await db.delete_participant(conn, org, id, contactId)
+
+    outcome = await services().store.run(run)
+    if outcome == "missing":
+        raise not_found("Participant not found")
+    if outcome == "busy":
+        raise conflict("A message to this participant is being sent; try again when it is recorded")
+
+
+@endpoint(
+    bp,
+    "DELETE",
+    "/<id>/participants",
+    summary="Remove every participant (not while the campaign is active)",
+    response=Deleted,
+    errors=(404, 409),
+)
+async def remove_participants(id: uuid.UUID) -> dict[str, int]:
+    org = ident.current().organization_id
+
+    async def run(conn: asyncpg.Connection) -> int:
+        await _editable(conn, org, id)
+        return await db.delete_participants(conn, org, id)
+
+    return {"deleted": await services().store.run(run)}

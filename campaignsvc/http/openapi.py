@@ -56,9 +56,10 @@ def _collect_models(ops: list[Operation]) -> list[tuple[type[pydantic.BaseModel]
     for op in ops:
         if op.body is not None:
             seen[(op.body, "validation")] = None
-        model, _ = _model_of(op.response)
-        if model is not None:
-            seen[(model, "serialization")] = None
+        for response in (op.response, *op.alternatives.values()):
+            model, _ = _model_of(response)
+            if model is not None:
+                seen[(model, "serialization")] = None
     return list(seen)
 
 
@@ -82,6 +83,13 @@ def build_document() -> dict[str, Any]:
 
     def ref_for(model: type[pydantic.BaseModel], mode: str) -> dict[str, Any]:
         return refs[(model, mode)]
+
+    def schema_of(response: Any) -> dict[str, Any]:
+        model, is_list = _model_of(response)
+        if model is None:
+            return response if isinstance(response, dict) else {}
+        schema = ref_for(model, "serialization")
+        return {"type": "array", "items": schema} if is_list else schema
 
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
@@ -107,16 +115,9 @@ def build_document() -> dict[str, Any]:
         if op.status == 204:
             operation["responses"]["204"] = {"description": "No content"}
         else:
-            model, is_list = _model_of(op.response)
-            if model is not None:
-                schema = ref_for(model, "serialization")
-                schema = {"type": "array", "items": schema} if is_list else schema
-            else:
-                schema = op.response if isinstance(op.response, dict) else {}
-            operation["responses"][str(op.status)] = {
-                "description": "OK",
-                "content": {op.content_type: {"schema": schema}},
-            }
+            content = {op.content_type: {"schema": schema_of(op.response)}}
+            content.update({ctype: {"schema": schema_of(r)} for ctype, r in op.alternatives.items()})
+            operation["responses"][str(op.status)] = {"description": "OK", "content": content}
         for code in op.errors:
             operation["responses"][str(code)] = {
                 "description": _ERROR_TEXT.get(code, "Error"),

@@ -1,7 +1,335 @@
-"""Reporting: stats, participant accounts, analytics, participants, sends, export (original-v1 §2.8)."""
+"""Reporting: stats, participant accounts, analytics, participants, sends, export (original-v1 §2.8,
+§2.9). All 404 "Campaign not found" for a campaign that is missing, of another organization or deleted.
+"""
 
 from __future__ import annotations
 
-from quart import Blueprint
+import datetime as dt
+import math
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import asyncpg
+from quart import Blueprint, Response, request
+
+from campaignsvc.domain.audience_import import format_record, spreadsheet_safe
+from campaignsvc.http import identity as ident
+from campaignsvc.http.api import endpoint
+from campaignsvc.http.context import services
+from campaignsvc.http.errors import not_found
+from campaignsvc.http.jsonenc import dumps, iso
+from campaignsvc.http.models.common import Page
+from campaignsvc.http.models.reporting import (
+    CSV_SCHEMA,
+    EXPORT_COLUMNS,
+    PARTICIPANTS_DEFAULT_LIMIT,
+    PARTICIPANTS_MAX_LIMIT,
+    SENDS_DEFAULT_LIMIT,
+    SENDS_MAX_LIMIT,
+    Analytics,
+    AnalyticsQuery,
+    ExportQuery,
+    ExportRow,
+    ParticipantAccount,
+    ParticipantRow,
+    ParticipantsQuery,
+    SendsPage,
+    Stats,
+    contact_name,
+    export_body,
+    send_body,
+    stats_body,
+)
+from campaignsvc.http.presenters import account_display_name
+from campaignsvc.storage import campaigns as campaigns_db
+from campaignsvc.storage import reporting as db
+from campaignsvc.storage.store import Store
 
 bp = Blueprint("reporting", __name__, url_prefix="/api/campaigns")
+
+NOT_FOUND = "Campaign not found"
+READ_SYNC_BATCH = 2000  # sent, unread participants checked for read receipts per request (~20 ms)
+EXPORT_CHUNK = 2000
+
+
+class _ReadCursors:
+    """Where each campaign's read-receipt pass continues. Per process: losing it restarts a pass."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._at: dict[uuid.UUID, uuid.UUID] = {}
+        self._capacity = capacity
+
+    def get(self, campaign_id: uuid.UUID) -> uuid.UUID | None:
+        return self._at.get(campaign_id)
+
+    def set(self, campaign_id: uuid.UUID, cursor: uuid.UUID | None) -> None:
+        if cursor is None:
+            self._at.pop(campaign_id, None)
+            return
+        if len(self._at) >= self._capacity:
+            self._at.clear()
+        self._at[campaign_id] = cursor
+
+
+_read_cursors = _ReadCursors()
+
+
+async def _sync_read_marks(conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID) -> None:
+    cursor = await db.sync_read_marks(conn, org, campaign_id, _read_cursors.get(campaign_id), READ_SYNC_BATCH)
+    _read_cursors.set(campaign_id, cursor)
+
+
+async def _read(campaign_id: uuid.UUID, fn: Any) -> Any:
+    """``fn(conn, org)`` in one transaction after checking the campaign (404 when it is not the caller's)."""
+    org = ident.current().organization_id
+
+    async def run(conn: asyncpg.Connection) -> tuple[bool, Any]:
+        await db.tune(conn)
+        if await campaigns_db.get(conn, org, campaign_id) is None:
+            return False, None
+        return True, await fn(conn, org)
+
+    found, result = await services().store.run(run)
+    if not found:
+        raise not_found(NOT_FOUND)
+    return result
+
+
+# --- stats --------------------------------------------------------------------------------------------
+
+
+@endpoint(bp, "GET", "/<id>/stats", summary="Campaign statistics", response=Stats, errors=(404,))
+async def stats(id: uuid.UUID) -> dict[str, Any]:
+    async def run(conn: asyncpg.Connection, org: uuid.UUID) -> dict[str, Any]:
+        await _sync_read_marks(conn, org, id)
+        return stats_body(await db.participant_counts(conn, org, id), await db.outcome_summary(conn, org, id))
+
+    return await _read(id, run)
+
+
+# --- accounts, analytics ------------------------------------------------------------------------------
+
+
+def _account_names(accounts: Mapping[uuid.UUID, Any], ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Display names; an account not of this organization shows only its id."""
+    return {i: account_display_name(accounts[i]) if i in accounts else str(i) for i in ids}
+
+
+@endpoint(
+    bp,
+    "GET",
+    "/<id>/participant-accounts",
+    summary="BD accounts the participants are assigned to",
+    response=list[ParticipantAccount],
+    errors=(404,),
+)
+async def participant_accounts(id: uuid.UUID) -> list[dict[str, Any]]:
+    async def run(conn: asyncpg.Connection, org: uuid.UUID) -> dict[uuid.UUID, str]:
+        ids = await db.participant_account_ids(conn, org, id)
+        return _account_names(await campaigns_db.bd_accounts_by_id(conn, org, ids), ids)
+
+    names = await _read(id, run)
+    ordered = sorted(names.items(), key=lambda item: (item[1].casefold(), str(item[0])))
+    return [{"id": i, "displayName": name} for i, name in ordered]
+
+
+@endpoint(
+    bp,
+    "GET",
+    "/<id>/analytics",
+    summary="Sends, replies and sends per account by day",
+    query=AnalyticsQuery,
+    response=Analytics,
+    errors=(404,),
+)
+async def analytics(id: uuid.UUID, query: AnalyticsQuery) -> dict[str, Any]:
+    async def run(conn: asyncpg.Connection, org: uuid.UUID) -> dict[str, Any]:
+        sends, replies, by_account = await db.analytics(conn, org, id, query.span)
+        ids = list(dict.fromkeys(r["account_id"] for r in by_account))
+        names = _account_names(await campaigns_db.bd_accounts_by_id(conn, org, ids), ids)
+        return {
+            "sendsByDay": [{"date": r["day"], "sends": r["n"]} for r in sends],
+            "repliedByDay": [{"date": r["day"], "replied": r["n"]} for r in replies],
+            "sendsByAccountByDay": [
+                {
+                    "date": r["day"],
+                    "accountId": r["account_id"],
+                    "accountDisplayName": names[r["account_id"]],
+                    "sends": r["n"],
+                }
+                for r in by_account
+            ],
+        }
+
+    return await _read(id, run)
+
+
+# --- participants -------------------------------------------------------------------------------------
+
+
+def _participant(row: Mapping[str, Any], names: Mapping[uuid.UUID, str], steps: int) -> dict[str, Any]:
+    sent = row["first_sent_at"] is not None
+    account = row["bd_account_id"]
+    return {
+        "participant_id": row["participant_id"],
+        "contact_id": row["contact_id"],
+        "contact_name": contact_name(row),
+        "username": row["username"],
+        "telegram_id": row["telegram_id"],
+        "conversation_id": row["conversation_id"],
+        "bd_account_id": account,
+        "bd_account_display_name": names.get(account) if account else None,
+        "channel_id": row["channel_id"],
+        "status_phase": db.phase_of(row["status"], sent, bool(row["read_mark"] or row["latest_read_at"])),
+        "last_error": row["last_error"],
+        "pipeline_stage_name": row["pipeline_stage_name"],
+        "sent_at": row["first_sent_at"],
+        "replied_at": row["replied_at"],
+        "read_at": row["latest_read_at"],
+        "shared_chat_created_at": row["shared_chat_created_at"],
+        "current_step": row["current_step"],
+        "next_send_at": None if row["status"] == "failed" else row["next_send_at"],
+        "sequence_total_steps": steps,
+    }
+
+
+async def _rows(
+    conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID, ids: Sequence[uuid.UUID], **kw: Any
+) -> tuple[list[asyncpg.Record], dict[uuid.UUID, str]]:
+    rows = await db.participant_rows(conn, org, campaign_id, ids, **kw)
+    accounts = list({r["bd_account_id"] for r in rows if r["bd_account_id"]})
+    return rows, _account_names(await campaigns_db.bd_accounts_by_id(conn, org, accounts), accounts)
+
+
+@endpoint(
+    bp,
+    "GET",
+    "/<id>/participants",
+    summary="Participants page (plain array; latest first send first)",
+    query=ParticipantsQuery,
+    response=list[ParticipantRow],
+    errors=(404,),
+)
+async def participants(id: uuid.UUID, query: ParticipantsQuery) -> list[dict[str, Any]]:
+    limit, offset = query.window(PARTICIPANTS_DEFAULT_LIMIT, PARTICIPANTS_MAX_LIMIT)
+    sent_from, sent_before = query.sent_window()
+
+    async def run(conn: asyncpg.Connection, org: uuid.UUID) -> list[dict[str, Any]]:
+        if query.chosen() in ("sent", "read"):
+            await _sync_read_marks(conn, org, id)
+        ids = await db.participant_ids(
+            conn,
+            org,
+            id,
+            filter=query.chosen(),
+            bd_account_id=query.bdAccountId,
+            sent_from=sent_from,
+            sent_before=sent_before,
+            limit=limit,
+            offset=offset,
+        )
+        rows, names = await _rows(conn, org, id, ids)
+        steps = await db.step_count(conn, org, id)
+        return [_participant(r, names, steps) for r in rows]
+
+    return await _read(id, run)
+
+
+# --- sends --------------------------------------------------------------------------------------------
+
+
+@endpoint(
+    bp,
+    "GET",
+    "/<id>/sends",
+    summary="The send ledger, oldest first",
+    query=Page,
+    response=SendsPage,
+    errors=(404,),
+)
+async def sends(id: uuid.UUID, query: Page) -> dict[str, Any]:
+    limit, offset = query.window(SENDS_DEFAULT_LIMIT, SENDS_MAX_LIMIT)
+
+    async def run(conn: asyncpg.Connection, org: uuid.UUID) -> tuple[dict[str, int], list[asyncpg.Record]]:
+        return await db.send_counts(conn, org, id), await db.sends_page(conn, org, id, limit, offset)
+
+    counts, rows = await _read(id, run)
+    total = sum(counts.values())
+    return {
+        "data": [send_body(r) for r in rows],
+        "pagination": {
+            "page": query.page,
+            "limit": limit,
+            "total": total,
+            "sentTotal": counts.get("sent", 0),
+            "totalPages": max(1, math.ceil(total / limit)),
+        },
+    }
+
+
+# --- export -------------------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return iso(value)
+    if isinstance(value, str):
+        return spreadsheet_safe(value)
+    return str(value)
+
+
+async def _export_body(
+    store: Store, org: uuid.UUID, campaign_id: uuid.UUID, ids: bytes, as_json: bool
+) -> AsyncIterator[bytes]:
+    """The export, a chunk of participants per transaction; ``ids`` (16 bytes each) were fixed first."""
+    yield b"[" if as_json else ("\ufeff" + format_record(EXPORT_COLUMNS)).encode()
+    step, emitted = EXPORT_CHUNK * 16, False
+    for start in range(0, len(ids), step):
+        chunk = [uuid.UUID(bytes=ids[i : i + 16]) for i in range(start, min(start + step, len(ids)), 16)]
+        rows, names = await store.run(_rows, org, campaign_id, chunk, reply_text=True)
+        records = [export_body(r, names) for r in rows]
+        if as_json and records:
+            yield (("," if emitted else "") + ",".join(dumps(r) for r in records)).encode()
+            emitted = True
+        elif not as_json:
+            yield "".join(format_record(_cell(r[c]) for c in EXPORT_COLUMNS) for r in records).encode()
+    if as_json:
+        yield b"]"
+
+
+@endpoint(
+    bp,
+    "GET",
+    "/<id>/participants/export",
+    summary="Every participant: CSV, or JSON rows when the client prefers application/json",
+    query=ExportQuery,
+    response=CSV_SCHEMA,
+    content_type="text/csv",
+    alternatives={"application/json": list[ExportRow]},
+    errors=(404,),
+)
+async def export_participants(id: uuid.UUID, query: ExportQuery) -> Response:
+    wanted = query.format or (
+        "json"
+        if request.accept_mimetypes.best_match(["text/csv", "application/json"]) == "application/json"
+        else "csv"
+    )
+    store = services().store
+
+    async def run(conn: asyncpg.Connection, org: uuid.UUID) -> bytes:
+        return await db.all_participant_ids(conn, org, id)
+
+    ids = await _read(id, run)
+    body = _export_body(store, ident.current().organization_id, id, ids, wanted == "json")
+    if wanted == "json":
+        return Response(body, content_type="application/json")
+    return Response(
+        body,
+        content_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="campaign-{str(id)[:8]}-participants.csv"'},
+    )

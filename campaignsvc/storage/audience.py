@@ -1,5 +1,5 @@
-"""Audience writes: matching imported rows to the organization's contacts (creating the missing ones) and
-adding contacts to a campaign as participants (original-v1 §2.4, §4.13).
+"""Audience writes: matching imported rows to the organization's contacts (creating the missing ones),
+adding contacts to a campaign as participants and removing them (original-v1 §2.4, §2.9, §4.13).
 
 Each function is an asyncio function for ``Store.run(fn, ...)``; every statement is scoped by organization
 and set-based (one statement per batch of rows).
@@ -16,6 +16,7 @@ import attrs
 from campaignsvc.domain.audience_import import ContactRow
 
 BATCH = 1000
+_OWNED = "EXISTS (SELECT 1 FROM campaigns c WHERE c.id = $1 AND c.organization_id = $2)"
 
 # Match by Telegram id first (the CRM's unique key; a soft-deleted contact still holds it), then by
 # username, then by email (case-insensitive, live contacts only). A matched contact gets its missing
@@ -159,4 +160,50 @@ async def add_participants(
         campaign_id,
         list(contact_ids),
         bd_account_id,
+    )
+
+
+# --- removing participants ----------------------------------------------------------------------------
+
+
+async def delete_participant(
+    conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID, contact_id: uuid.UUID
+) -> str:
+    """``deleted``, ``missing`` (not a participant) or ``busy`` (a send to it is unfinished: kept, so the
+    outcome can be recorded and an in-doubt message is never sent again under a new key)."""
+    row = await conn.fetchrow(
+        f"""
+        WITH target AS (
+            SELECT cp.id, EXISTS (SELECT 1 FROM campaign_sends s WHERE s.campaign_participant_id = cp.id
+                                    AND s.status IN ('sending', 'in_doubt')) AS busy
+            FROM campaign_participants cp
+            WHERE cp.campaign_id = $1 AND cp.contact_id = $3 AND {_OWNED}
+        ), gone AS (
+            DELETE FROM campaign_participants cp USING target t WHERE cp.id = t.id AND NOT t.busy RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM target) AS found, (SELECT count(*) FROM gone) AS deleted
+        """,
+        campaign_id,
+        org,
+        contact_id,
+    )
+    assert row is not None
+    return "missing" if not row["found"] else "deleted" if row["deleted"] else "busy"
+
+
+async def delete_participants(conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID) -> int:
+    """Remove every participant of the campaign (and its ledger) except those with an unfinished send."""
+    return await conn.fetchval(
+        f"""
+        WITH gone AS (
+            DELETE FROM campaign_participants cp
+            WHERE cp.campaign_id = $1 AND {_OWNED}
+              AND cp.id NOT IN (SELECT s.campaign_participant_id FROM campaign_sends s
+                                WHERE s.campaign_id = $1 AND s.status IN ('sending', 'in_doubt'))
+            RETURNING 1
+        )
+        SELECT count(*)::int FROM gone
+        """,
+        campaign_id,
+        org,
     )

@@ -340,3 +340,90 @@ async def test_openapi__documents_the_audience_endpoints(client):
     bulk = doc["paths"]["/api/campaigns/{id}/participants-bulk"]["post"]
     assert set(bulk["responses"]) >= {"200", "400", "401", "403", "404"}
     assert "BulkAdded" in doc["components"]["schemas"]
+
+
+# --- removing participants ----------------------------------------------------------------------------
+
+
+async def _enrolled(client, org, store, count=3):
+    cid = await _campaign(client, org)
+    contacts = await org.contacts(count)
+    status, body = await _post(client, org, BULK.format(cid), {"contactIds": [str(c) for c in contacts]})
+    assert (status, body) == (200, {"added": count})
+    return cid, contacts
+
+
+async def _delete(client, org, path, role="owner"):
+    response = await client.delete(path, headers=org.headers(role))
+    return response.status_code, await response.get_json()
+
+
+async def test_remove_one__204_and_its_ledger_goes_with_it(client, org, store):
+    cid, contacts = await _enrolled(client, org, store)
+    participant = await store.fetchval(
+        "SELECT id FROM campaign_participants WHERE contact_id = $1", contacts[0]
+    )
+    await store.execute(
+        "INSERT INTO campaign_sends (campaign_participant_id, campaign_id, sequence_step, status) VALUES ($1, $2, 0, 'sent')",
+        participant,
+        uuid.UUID(cid),
+    )
+    response = await client.delete(f"/api/campaigns/{cid}/participants/{contacts[0]}", headers=org.headers())
+    assert response.status_code == 204 and await response.get_data() == b""
+    assert await store.fetchval("SELECT count(*) FROM campaign_participants") == 2
+    assert await store.fetchval("SELECT count(*) FROM campaign_sends") == 0
+    status, body = await _delete(client, org, f"/api/campaigns/{cid}/participants/{contacts[0]}")
+    assert (status, body) == (404, {"error": "Participant not found", "code": "NOT_FOUND"})
+
+
+async def test_remove_all__returns_the_count(client, org, store):
+    cid, _ = await _enrolled(client, org, store, 4)
+    assert await _delete(client, org, f"/api/campaigns/{cid}/participants") == (200, {"deleted": 4})
+    assert await _delete(client, org, f"/api/campaigns/{cid}/participants") == (200, {"deleted": 0})
+
+
+async def test_remove__refused_while_active_allowed_when_paused_or_completed(client, org, store):
+    cid, contacts = await _enrolled(client, org, store)
+    for status in ("active", "paused", "completed"):
+        await store.execute("UPDATE campaigns SET status = $2 WHERE id = $1", uuid.UUID(cid), status)
+        one = await _delete(client, org, f"/api/campaigns/{cid}/participants/{contacts.pop()}")
+        if status == "active":
+            assert one == (
+                409,
+                {"error": "Pause the campaign before removing participants", "code": "CONFLICT"},
+            )
+            assert (await _delete(client, org, f"/api/campaigns/{cid}/participants"))[0] == 409
+        else:
+            assert one[0] == 204, status
+    assert await store.fetchval("SELECT count(*) FROM campaign_participants") == 1
+
+
+async def test_remove__a_participant_with_an_unfinished_send_is_kept(client, org, store):
+    cid, contacts = await _enrolled(client, org, store)
+    busy = await store.fetchval("SELECT id FROM campaign_participants WHERE contact_id = $1", contacts[1])
+    await store.execute(
+        "INSERT INTO campaign_sends (campaign_participant_id, campaign_id, sequence_step, status, idempotency_key) "
+        "VALUES ($1, $2, 0, 'in_doubt', 'k')",
+        busy,
+        uuid.UUID(cid),
+    )
+    status, body = await _delete(client, org, f"/api/campaigns/{cid}/participants/{contacts[1]}")
+    assert (status, body["code"]) == (409, "CONFLICT")
+    assert await _delete(client, org, f"/api/campaigns/{cid}/participants") == (200, {"deleted": 2})
+    assert await store.fetchval("SELECT id FROM campaign_participants") == busy
+
+
+async def test_remove__tenancy_roles_and_ids(client, org, store):
+    cid, contacts = await _enrolled(client, org, store)
+    other = await make_org(store, "Other")
+    one, every = f"/api/campaigns/{cid}/participants/{contacts[0]}", f"/api/campaigns/{cid}/participants"
+    for path in (one, every):
+        assert (await _delete(client, other, path))[1] == {"error": "Campaign not found", "code": "NOT_FOUND"}
+        assert (await _delete(client, org, path, role="viewer"))[0] == 403
+        assert (await client.delete(path)).status_code == 401
+    status, body = await _delete(client, org, f"/api/campaigns/{cid}/participants/not-a-uuid")
+    assert (status, body["details"]) == (400, [{"path": "contactId", "message": "must be a UUID"}])
+    gone = await _campaign(client, org, name="gone")
+    await store.execute("UPDATE campaigns SET deleted_at = now() WHERE id = $1", uuid.UUID(gone))
+    assert (await _delete(client, org, f"/api/campaigns/{gone}/participants"))[0] == 404
+    assert await store.fetchval("SELECT count(*) FROM campaign_participants") == 3

@@ -84,6 +84,8 @@ CAMPAIGN_TABLES = {
         "lead_id": ("uuid", True, None),
         "lead_created_at": (TS, True, None),
         "lead_due_at": (TS, True, None),
+        "first_sent_at": (TS, True, None),
+        "read_at": (TS, True, None),
     },
     "campaign_sends": {
         "id": ("uuid", False, "gen_random_uuid()"),
@@ -125,6 +127,12 @@ CAMPAIGN_INDEXES = {
     "campaign_sends_ledger_key",
     "idx_cp_due_by_account",
     "idx_cp_due_by_campaign",
+    "idx_cp_report_page",
+    "idx_cp_report_sent",
+    "idx_cp_report_read",
+    "idx_cp_report_unread",
+    "idx_cp_report_failed",
+    "idx_campaign_sends_campaign_time",
 }
 NEW_TABLES = {
     "campaign_outbox",

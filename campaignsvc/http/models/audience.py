@@ -47,3 +47,7 @@ class ParticipantsBulk(Body):
 
 class BulkAdded(BaseModel):
     added: int = Field(description="Participants added (contacts already in the campaign are left alone)")
+
+
+class Deleted(BaseModel):
+    deleted: int = Field(description="Participants removed (with their send history)")

@@ -1,0 +1,406 @@
+"""Reporting queries and responses: stats, participant accounts, analytics, participants, sends, export
+(original-v1 §2.8, §2.9)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+
+from campaignsvc.http.models.common import Json, Page, Timestamp
+from campaignsvc.storage.reporting import PHASES, phase_of
+
+PARTICIPANTS_DEFAULT_LIMIT = 50
+PARTICIPANTS_MAX_LIMIT = 100
+SENDS_DEFAULT_LIMIT = 50
+SENDS_MAX_LIMIT = 100
+MAX_ANALYTICS_DAYS = 90
+
+Phase = Literal["waiting", "sent", "read", "replied", "completed", "skipped", "failed"]
+ParticipantFilter = Literal[
+    "all",
+    "replied",
+    "not_replied",
+    "shared",
+    "pending",
+    "waiting",
+    "sent",
+    "read",
+    "completed",
+    "skipped",
+    "failed",
+]
+
+
+def _sent_bound(value: Any) -> dt.date | dt.datetime:
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
+        except ValueError:
+            pass
+    raise ValueError("must be a date (YYYY-MM-DD) or an ISO 8601 date-time")
+
+
+# A day (the whole UTC day) or an instant.
+SentBound = Annotated[
+    dt.date | dt.datetime,
+    PlainValidator(_sent_bound),
+    WithJsonSchema({"type": "string", "description": "A date (YYYY-MM-DD) or an ISO 8601 date-time"}),
+]
+
+
+class ErrorSummary(BaseModel):
+    count: int
+    sample: str | None = Field(None, description="The latest error of a failed participant; omitted if none")
+
+
+class PhaseCounts(BaseModel):
+    waiting: int
+    sent: int
+    read: int
+    replied: int
+    completed: int
+    skipped: int
+    failed: int
+
+
+class Stats(BaseModel):
+    total: int
+    byStatus: dict[str, int] = Field(description="Participants per status (pending, sent, replied, …)")
+    byPhase: PhaseCounts = Field(description="Participants per status_phase of the participants list")
+    error_summary: ErrorSummary | None = Field(None, description="Only when some participants failed")
+    totalSends: int = Field(description="Messages sent (ledger rows with status sent)")
+    contactsSent: int = Field(description="Participants with at least one message sent")
+    conversionRate: int = Field(description="replied / total × 100, rounded")
+    firstSendAt: Timestamp | None
+    lastSendAt: Timestamp | None
+    total_sent: int
+    total_read: int = Field(description="Sent participants who read a message (a reply counts as read)")
+    total_replied: int
+    total_converted_to_shared_chat: int
+    read_rate: float
+    reply_rate: float
+    conversion_rate: float
+    avg_time_to_shared_hours: float | None
+    total_won: int
+    total_lost: int
+    total_revenue: float
+    win_rate: float
+    revenue_per_sent: float
+    revenue_per_reply: float
+    avg_revenue_per_won: float
+    avg_time_to_won_hours: float | None
+
+
+class ParticipantAccount(BaseModel):
+    id: uuid.UUID
+    displayName: str
+
+
+class AnalyticsQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    days: int = Field(
+        14, ge=1, description="The last N days (UTC), today included; above 90 is lowered to 90"
+    )
+
+    @property
+    def span(self) -> int:
+        return min(self.days, MAX_ANALYTICS_DAYS)
+
+
+class DaySends(BaseModel):
+    date: Timestamp = Field(description="The UTC day, as its midnight")
+    sends: int = Field(description="Participants sent to that day")
+
+
+class DayReplies(BaseModel):
+    date: Timestamp
+    replied: int
+
+
+class AccountDaySends(BaseModel):
+    date: Timestamp
+    accountId: uuid.UUID
+    accountDisplayName: str
+    sends: int = Field(description="Messages the account sent that day")
+
+
+class Analytics(BaseModel):
+    sendsByDay: list[DaySends]
+    repliedByDay: list[DayReplies]
+    sendsByAccountByDay: list[AccountDaySends]
+
+
+class ParticipantsQuery(Page):
+    status: ParticipantFilter | None = Field(None, description="Filter; `filter` is the same (status wins)")
+    filter: ParticipantFilter | None = None
+    bdAccountId: uuid.UUID | None = None
+    sentFrom: SentBound | None = Field(None, description="First send on or after this day or instant")
+    sentTo: SentBound | None = Field(None, description="First send on or before this day or instant")
+
+    def chosen(self) -> str:
+        return self.status or self.filter or "all"
+
+    def sent_window(self) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """[from, before): a day bound covers the whole UTC day, an instant bound is inclusive."""
+        start = _utc(self.sentFrom) if self.sentFrom is not None else None
+        end = self.sentTo
+        if end is None:
+            return start, None
+        if isinstance(end, dt.datetime):
+            return start, _utc(end) + dt.timedelta(microseconds=1)
+        return start, _utc(end + dt.timedelta(days=1))
+
+
+def _utc(value: dt.date | dt.datetime) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.combine(value, dt.time(), dt.UTC)
+
+
+class ParticipantRow(BaseModel):
+    participant_id: uuid.UUID
+    contact_id: uuid.UUID
+    contact_name: str
+    username: str | None
+    telegram_id: str | None
+    conversation_id: uuid.UUID | None
+    bd_account_id: uuid.UUID | None
+    bd_account_display_name: str | None
+    channel_id: str | None
+    status_phase: Phase
+    last_error: str | None
+    pipeline_stage_name: str | None
+    sent_at: Timestamp | None = Field(description="First message sent")
+    replied_at: Timestamp | None
+    read_at: Timestamp | None = Field(description="When the latest message sent was read")
+    shared_chat_created_at: Timestamp | None
+    current_step: int
+    next_send_at: Timestamp | None
+    sequence_total_steps: int
+
+
+class SendRow(BaseModel):
+    sendId: uuid.UUID
+    sentAt: Timestamp
+    sequenceStep: int
+    status: str = Field(description="As stored: sending, sent, failed, deferred, in_doubt, skipped, …")
+    participantStatus: str
+    messageId: uuid.UUID | None
+    metadata: Json | None
+    errorClass: str | None
+    lastError: str | None
+    participantId: uuid.UUID
+    contactId: uuid.UUID
+    contactName: str
+    messageContent: str | None
+    messageStatus: str | None
+    messageDirection: str | None
+
+
+class SendsPagination(BaseModel):
+    page: int
+    limit: int
+    total: int = Field(description="All ledger rows of the campaign")
+    sentTotal: int = Field(description="Rows with status sent")
+    totalPages: int
+
+
+class SendsPage(BaseModel):
+    data: list[SendRow]
+    pagination: SendsPagination
+
+
+class ExportQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    format: Literal["csv", "json"] | None = Field(
+        None, description="Default: from the Accept header (application/json → JSON rows, else CSV)"
+    )
+
+
+EXPORT_COLUMNS = (
+    "participant_id",
+    "contact_id",
+    "first_name",
+    "last_name",
+    "username",
+    "telegram_id",
+    "phone",
+    "email",
+    "status",
+    "status_phase",
+    "sender_account",
+    "first_sent_at",
+    "is_read",
+    "read_at",
+    "replied_at",
+    "shared_chat_created_at",
+    "pipeline_stage_name",
+    "current_step",
+    "next_send_at",
+    "last_error",
+    "first_reply_text",
+)
+
+
+class ExportRow(BaseModel):
+    """A row of the JSON export (what the front end builds its own CSV from); the CSV has the same
+    columns except ``display_status``."""
+
+    participant_id: uuid.UUID
+    contact_id: uuid.UUID
+    first_name: str | None
+    last_name: str | None
+    username: str | None
+    telegram_id: str | None
+    phone: str | None
+    email: str | None
+    status: str
+    status_phase: Phase
+    display_status: Phase
+    sender_account: str | None
+    first_sent_at: Timestamp | None
+    is_read: bool
+    read_at: Timestamp | None
+    replied_at: Timestamp | None
+    shared_chat_created_at: Timestamp | None
+    pipeline_stage_name: str | None
+    current_step: int
+    next_send_at: Timestamp | None
+    last_error: str | None
+    first_reply_text: str | None
+
+
+CSV_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "description": "CSV (RFC 4180, UTF-8 with BOM, CRLF) with a header row: " + ", ".join(EXPORT_COLUMNS),
+}
+
+
+# --- shaping rows into responses ----------------------------------------------------------------------
+
+
+def js_round(value: float, digits: int = 0) -> float:
+    """Math.round(value · 10^digits) / 10^digits, as the original computed its rates."""
+    scale = 10**digits
+    return math.floor(value * scale + 0.5) / scale
+
+
+def rate(part: float, whole: float, digits: int = 1) -> float:
+    return js_round(part / whole * 100, digits) if whole else 0
+
+
+def contact_name(row: Mapping[str, Any]) -> str:
+    full = " ".join(p for p in ((row["first_name"] or "").strip(), (row["last_name"] or "").strip()) if p)
+    for candidate in ((row["display_name"] or "").strip(), full, row["username"], row["telegram_id"]):
+        if candidate:
+            return candidate
+    return ""
+
+
+def stats_body(counts: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> dict[str, Any]:
+    by: dict[str, dict[str, int]] = {"all": {}, "sent": {}, "read": {}}
+    for r in counts:
+        by[r["kind"]][r["status"]] = r["n"]
+    phases = dict.fromkeys(PHASES, 0)
+    for status, n in by["all"].items():
+        sent = by["sent"].get(status, 0)
+        read = min(by["read"].get(status, 0), sent)
+        phases[phase_of(status, True, True)] += read
+        phases[phase_of(status, True, False)] += sent - read
+        phases[phase_of(status, False, False)] += n - sent
+    total = sum(by["all"].values())
+    replied = by["all"].get("replied", 0)
+    failed = by["all"].get("failed", 0)
+    sent_total = sum(by["sent"].values())
+    # A reply is read by definition; the CRM's read receipts count for everyone else.
+    read_total = sum(n for s, n in by["read"].items() if s != "replied") + by["sent"].get("replied", 0)
+    shared, won, revenue = summary["shared"], summary["won"], summary["revenue"]
+    out: dict[str, Any] = {"total": total, "byStatus": by["all"], "byPhase": phases}
+    if failed:
+        out["error_summary"] = {"count": failed}
+        if summary["error_sample"]:
+            out["error_summary"]["sample"] = summary["error_sample"]
+    hours = {
+        k: None if summary[k] is None else js_round(summary[k], 1)
+        for k in ("hours_to_shared", "hours_to_won")
+    }
+    return out | {
+        "totalSends": summary["total_sends"],
+        "contactsSent": sent_total,
+        "conversionRate": int(rate(replied, total, 0)),
+        "firstSendAt": summary["first_send_at"],
+        "lastSendAt": summary["last_send_at"],
+        "total_sent": sent_total,
+        "total_read": read_total,
+        "total_replied": replied,
+        "total_converted_to_shared_chat": shared,
+        "read_rate": rate(read_total, sent_total),
+        "reply_rate": rate(replied, read_total),
+        "conversion_rate": rate(shared, replied),
+        "avg_time_to_shared_hours": hours["hours_to_shared"],
+        "total_won": won,
+        "total_lost": summary["lost"],
+        "total_revenue": revenue,
+        "win_rate": rate(won, replied),
+        "revenue_per_sent": js_round(revenue / sent_total, 2) if sent_total else 0,
+        "revenue_per_reply": js_round(revenue / replied, 2) if replied else 0,
+        "avg_revenue_per_won": js_round(revenue / won, 2) if won else 0,
+        "avg_time_to_won_hours": hours["hours_to_won"],
+    }
+
+
+def export_body(row: Mapping[str, Any], names: Mapping[uuid.UUID, str]) -> dict[str, Any]:
+    sent = row["first_sent_at"] is not None
+    read = bool(row["read_mark"] or row["latest_read_at"]) or (sent and row["status"] == "replied")
+    phase = phase_of(row["status"], sent, read)
+    account = row["bd_account_id"]
+    return {
+        "participant_id": row["participant_id"],
+        "contact_id": row["contact_id"],
+        "first_name": row["first_name"],
+        "last_name": row["last_name"],
+        "username": row["username"],
+        "telegram_id": row["telegram_id"],
+        "phone": row["phone"],
+        "email": row["email"],
+        "status": row["status"],
+        "status_phase": phase,
+        "display_status": phase,
+        "sender_account": names.get(account) if account else None,
+        "first_sent_at": row["first_sent_at"],
+        "is_read": read,
+        "read_at": row["latest_read_at"] or row["read_mark"],
+        "replied_at": row["replied_at"],
+        "shared_chat_created_at": row["shared_chat_created_at"],
+        "pipeline_stage_name": row["pipeline_stage_name"],
+        "current_step": row["current_step"],
+        "next_send_at": None if row["status"] == "failed" else row["next_send_at"],
+        "last_error": row["last_error"],
+        "first_reply_text": row["first_reply_text"],
+    }
+
+
+def send_body(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "sendId": r["id"],
+        "sentAt": r["sent_at"],
+        "sequenceStep": r["sequence_step"],
+        "status": r["status"],
+        "participantStatus": r["participant_status"],
+        "messageId": r["message_id"],
+        "metadata": r["metadata"] if isinstance(r["metadata"], dict) else None,
+        "errorClass": r["error_class"],
+        "lastError": r["last_error"],
+        "participantId": r["participant_id"],
+        "contactId": r["contact_id"],
+        "contactName": contact_name(r) or str(r["contact_id"]),
+        "messageContent": r["message_content"] if r["message_content"] is not None else r["ledger_content"],
+        "messageStatus": r["message_status"],
+        "messageDirection": r["message_direction"],
+    }
