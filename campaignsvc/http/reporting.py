@@ -283,7 +283,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-async def _export_body(
+async def _export_stream(
     store: Store, org: uuid.UUID, campaign_id: uuid.UUID, ids: bytes, as_json: bool
 ) -> AsyncIterator[bytes]:
     """The export, a chunk of participants per transaction; ``ids`` (16 bytes each) were fixed first."""
@@ -325,7 +325,7 @@ async def export_participants(id: uuid.UUID, query: ExportQuery) -> Response:
         return await db.all_participant_ids(conn, org, id)
 
     ids = await _read(id, run)
-    body = _export_body(store, ident.current().organization_id, id, ids, wanted == "json")
+    body = _export_stream(store, ident.current().organization_id, id, ids, wanted == "json")
     if wanted == "json":
         return Response(body, content_type="application/json")
     return Response(
