@@ -32,6 +32,7 @@ from campaignsvc.domain import steps as st
 from campaignsvc.domain.campaign import WINDOW_JITTER_S, CampaignPlan, step_from_row
 from campaignsvc.integrations.events import CONSUMED_TYPES, Event
 from campaignsvc.logs import get_logger
+from campaignsvc.storage import campaigns as campaigns_db
 from campaignsvc.storage import dispatch, lifecycle, processed_events, replies
 from campaignsvc.storage import enrolment as enrolment_db
 from campaignsvc.storage.store import Store
@@ -212,6 +213,9 @@ class InboundHandler:
         if contact is None or pipeline is None or stage is None:
             return
         for campaign_id in await replies.dynamic_campaigns(conn, org, pipeline, stage):
+            # The campaign row lock orders queue positions with every other writer appending participants.
+            if await campaigns_db.get_for_update(conn, org, campaign_id) is None:
+                continue
             inserted, _ = await enrolment_db.add_contacts(conn, campaign_id, org, [contact])
             if not inserted:
                 continue

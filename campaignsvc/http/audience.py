@@ -16,6 +16,7 @@ import asyncpg
 import trio
 from quart import Blueprint
 
+from campaignsvc.actors.messages import ParticipantsChanged
 from campaignsvc.domain.audience_import import ImportPlan, parse_contacts_csv, parse_username_list
 from campaignsvc.errors import UniqueViolation
 from campaignsvc.http import identity as ident
@@ -125,7 +126,11 @@ async def participants_bulk(id: uuid.UUID, body: ParticipantsBulk) -> dict:
             raise validation("Referenced records not found", problems)
         return await db.add_participants(conn, org, id, body.contactIds, body.bdAccountId)
 
-    return {"added": await services().store.run(run)}
+    added = await services().store.run(run)
+    if added:
+        # A running campaign schedules them at once (its actor enrols unscheduled participants).
+        await services().supervisor.tell(ParticipantsChanged(id))
+    return {"added": added}
 
 
 # --- removing participants ----------------------------------------------------------------------------

@@ -326,3 +326,57 @@ async def test_leads__on_reply_logs_activity_once(nursery, store, org):
         "SELECT envelope FROM campaign_outbox WHERE event_type = 'lead.created.from.campaign'"
     )
     assert event["data"]["leadId"] == str(lead_id) and "repliedAt" in event["data"]
+
+
+async def test_participants_bulk_into_a_running_campaign_are_scheduled_and_sent(nursery, store, org):
+    env = await start_env(nursery, store, org)
+    account = await org.bd_account()
+    cid = await env.campaign(
+        accounts=[account], contacts=await org.contacts(1), steps=[{}, {"delayMinutes": 30}]
+    )
+    await env.api("POST", f"/api/campaigns/{cid}/start")
+    await env.wait_sent(1)
+    more = await org.contacts(2)
+    added = await env.api(
+        "POST", f"/api/campaigns/{cid}/participants-bulk", {"contactIds": [str(c) for c in more]}
+    )
+    assert added == {"added": 2}
+    await env.wait_sent(3)
+
+
+async def test_dynamic_enrolment__a_lead_entering_the_stage_joins_the_running_campaign(nursery, store, org):
+    env = await start_env(nursery, store, org)
+    account = await org.bd_account()
+    pipeline_id, stages = await org.pipeline()
+    audience = {"dynamicPipelineId": str(pipeline_id), "dynamicStageIds": [str(stages[1])]}
+    cid = await env.campaign(
+        accounts=[account],
+        contacts=await org.contacts(1),
+        steps=[{}, {"delayMinutes": 30}],
+        audience=audience,
+    )
+    await env.api("POST", f"/api/campaigns/{cid}/start")
+    await env.wait_sent(1)
+    newcomer, other_stage = await org.contacts(2)
+    event = {
+        "id": str(uuid.uuid4()),
+        "type": "lead.stage.changed",
+        "organizationId": str(org.id),
+        "data": {
+            "contactId": str(newcomer),
+            "pipelineId": str(pipeline_id),
+            "fromStageId": str(stages[0]),
+            "toStageId": str(stages[1]),
+        },
+    }
+    await env.api("POST", "/api/campaigns/events", event)
+    ignored = {**event, "id": str(uuid.uuid4()), "type": "lead.created"}
+    ignored["data"] = {
+        "contactId": str(other_stage),
+        "pipelineId": str(pipeline_id),
+        "stageId": str(stages[0]),
+    }
+    await env.api("POST", "/api/campaigns/events", ignored)
+    await env.wait_sent(2)
+    members = {r["contact_id"] for r in await env.participants(cid)}
+    assert newcomer in members and other_stage not in members
