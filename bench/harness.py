@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +193,48 @@ class CpuWindow:
             "machine_busy_cores": round(busy / total * (os.cpu_count() or 1), 3) if total else None,
         }
         return self.figures
+
+
+async def watch_loop(work: Callable[[], Awaitable[None]], tick_s: float = 0.005) -> dict[str, Any]:
+    """Run ``work`` while measuring how long this process's event loop is blocked: how late a short
+    sleep wakes up (any stall delays every actor), and the garbage collector's pauses per generation."""
+    stalls: list[float] = []
+    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    gc_started: list[float] = []
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_started.append(time.perf_counter())
+        elif gc_started:
+            pauses[info["generation"]].append(time.perf_counter() - gc_started.pop())
+
+    async def ticker() -> None:
+        while True:
+            t0 = trio.current_time()
+            await trio.sleep(tick_s)
+            stalls.append(max(0.0, trio.current_time() - t0 - tick_s))
+
+    gc.callbacks.append(on_gc)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            await work()
+            nursery.cancel_scope.cancel()
+    finally:
+        gc.callbacks.remove(on_gc)
+    return {
+        "stall": ms_summary(stalls),
+        "stalls_over_20_ms": sum(1 for s in stalls if s > 0.020),
+        "stalls_over_50_ms": sum(1 for s in stalls if s > 0.050),
+        "gc_pauses": {
+            f"gen{g}": {
+                "count": len(v),
+                "max_ms": round(max(v) * 1000, 2) if v else None,
+                "total_ms": round(sum(v) * 1000, 1),
+            }
+            for g, v in pauses.items()
+        },
+    }
 
 
 # --- the database --------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from campaignsvc.actors.recorder import _write as write_outcomes
 from campaignsvc.actors.send_path import decide
 from campaignsvc.config import Settings
 from campaignsvc.domain.campaign import FAILED, CampaignPlan, ParticipantUpdate, after_send
+from campaignsvc.errors import StorageError
 from campaignsvc.integrations.messaging import Delivered, MessagingClient, SendCommand
 from campaignsvc.storage import dispatch
 from campaignsvc.storage.store import Store
@@ -48,7 +49,10 @@ class Poller:
         self._in_flight: set[uuid.UUID] = set()
         self._plans: dict[uuid.UUID, CampaignPlan] = {}
         self._rng = random.Random(1)
+        # The sends of a tick share the pool: as many at once as it has connections.
+        self._slots = trio.CapacityLimiter(settings.db_pool_max)
         self.sends = 0
+        self.errors = 0
         self.ticks = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -87,53 +91,60 @@ class Poller:
     async def _send(self, row: Any) -> None:
         account = row["bd_account_id"]
         try:
-            plan = await self._plan(row["campaign_id"])
-            step = row["current_step"]
-            started = dt.datetime.now(dt.UTC)
-            claimed = await self._store.run(
-                dispatch.claim,
-                participant_id=row["id"],
-                step=step,
-                bd_account_id=account,
-                quarantine=dt.timedelta(seconds=self._settings.in_doubt_retry_after_s),
-                pipelines=[],
-                decide=lambda facts: decide(plan, step, None, self._rng, started, "", facts),
-            )
-            if not isinstance(claimed, dispatch.Claimed):
-                return
-            self._last_send[account] = started
-            answer = await self._messaging.send(
-                SendCommand(
-                    organization_id=plan.organization_id,
-                    user_id=plan.owner_id,
-                    contact_id=claimed.contact_id,
-                    bd_account_id=account,
-                    channel_id=claimed.channel_id,
-                    content=claimed.content,
-                    idempotency_key=claimed.idempotency_key,
-                    correlation_id=str(uuid.uuid4()),
-                )
-            )
-            now = dt.datetime.now(dt.UTC)
-            delivered = isinstance(answer, Delivered)
-            if delivered:
-                update = after_send(plan, step, now, None, self._rng)
-            else:  # the baseline does not retry: the participant fails, as in the original
-                update = ParticipantUpdate(step, FAILED, None, None, last_error=str(answer))
-            outcome = Outcome(
-                campaign_id=row["campaign_id"],
-                organization_id=plan.organization_id,
-                participant_id=row["id"],
-                bd_account_id=account,
-                step=step,
-                update=update,
-                send_id=claimed.send_id,
-                ledger_status="sent" if delivered else "failed",
-                message_id=answer.message_id if isinstance(answer, Delivered) else None,
-                last_sent_at=now if delivered else None,
-                event=("campaign.message.sent", {"campaignId": str(row["campaign_id"])}),
-            )
-            await self._store.run(write_outcomes, [outcome])
-            self.sends += 1
+            async with self._slots:
+                await self._send_one(row)
+        except StorageError:
+            self.errors += 1  # the original logs it and moves on; the row stays due for the next tick
         finally:
             self._in_flight.discard(account)
+
+    async def _send_one(self, row: Any) -> None:
+        account = row["bd_account_id"]
+        plan = await self._plan(row["campaign_id"])
+        step = row["current_step"]
+        started = dt.datetime.now(dt.UTC)
+        claimed = await self._store.run(
+            dispatch.claim,
+            participant_id=row["id"],
+            step=step,
+            bd_account_id=account,
+            quarantine=dt.timedelta(seconds=self._settings.in_doubt_retry_after_s),
+            pipelines=[],
+            decide=lambda facts: decide(plan, step, None, self._rng, started, "", facts),
+        )
+        if not isinstance(claimed, dispatch.Claimed):
+            return
+        self._last_send[account] = started
+        answer = await self._messaging.send(
+            SendCommand(
+                organization_id=plan.organization_id,
+                user_id=plan.owner_id,
+                contact_id=claimed.contact_id,
+                bd_account_id=account,
+                channel_id=claimed.channel_id,
+                content=claimed.content,
+                idempotency_key=claimed.idempotency_key,
+                correlation_id=str(uuid.uuid4()),
+            )
+        )
+        now = dt.datetime.now(dt.UTC)
+        delivered = isinstance(answer, Delivered)
+        if delivered:
+            update = after_send(plan, step, now, None, self._rng)
+        else:  # the baseline does not retry: the participant fails, as in the original
+            update = ParticipantUpdate(step, FAILED, None, None, last_error=str(answer))
+        outcome = Outcome(
+            campaign_id=row["campaign_id"],
+            organization_id=plan.organization_id,
+            participant_id=row["id"],
+            bd_account_id=account,
+            step=step,
+            update=update,
+            send_id=claimed.send_id,
+            ledger_status="sent" if delivered else "failed",
+            message_id=answer.message_id if isinstance(answer, Delivered) else None,
+            last_sent_at=now if delivered else None,
+            event=("campaign.message.sent", {"campaignId": str(row["campaign_id"])}),
+        )
+        await self._store.run(write_outcomes, [outcome])
+        self.sends += 1

@@ -152,8 +152,13 @@ async def observe(
             if got >= expected_on_time:
                 return
 
+    loop: dict[str, Any] = {}
+
+    async def finished_and_watched() -> None:
+        loop.update(await h.watch_loop(finished))
+
     cpu = h.CpuWindow(sandbox_pid=box.pid).start()
-    await run(settings, finished)
+    await run(settings, finished_and_watched)
     cpu_figures = cpu.stop()
     received = await box.received()
     async with h.running_service(settings, supervise=False) as svc:
@@ -162,7 +167,7 @@ async def observe(
         )
     offset = time.time() - time.monotonic()
     claimed = {r["campaign_participant_id"]: r["claimed_at"].timestamp() - offset for r in claims}
-    return judge(workload, due, received, window_end, claimed) | {"cpu": cpu_figures}
+    return judge(workload, due, received, window_end, claimed) | {"event_loop": loop, "cpu": cpu_figures}
 
 
 def judge(
@@ -179,6 +184,7 @@ def judge(
     backlog = {str(a) for a in workload.backlog}
     lateness: list[float] = []
     first_lateness: list[float] = []
+    later_lateness: list[float] = []  # an account's sends after its first (its limiter is warm)
     arrivals: dict[str, list[float]] = collections.defaultdict(list)
     seen_first: set[str] = set()
     unknown = 0
@@ -207,6 +213,8 @@ def judge(
         if account not in seen_first:
             seen_first.add(account)
             first_lateness.append(r["received_mono"] - at)
+        else:
+            later_lateness.append(r["received_mono"] - at)
     gaps_all: list[float] = []
     excess_backlog: list[float] = []
     violations = 0
@@ -233,6 +241,7 @@ def judge(
         "sandbox_outcomes": dict(statuses),
         "lateness": h.ms_summary(lateness),
         "lateness_first_send_per_account": h.ms_summary(first_lateness),
+        "lateness_after_first_send": h.ms_summary(later_lateness),
         "sent_before_due": early,
         "gap_violations": violations,
         "gap_violation_worst_ms": round(violations_by * 1000, 2),

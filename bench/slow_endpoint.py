@@ -43,9 +43,16 @@ async def measure(shape: schedule.Shape, label: str) -> dict[str, Any]:
 
 
 def _others(figures: dict[str, Any]) -> dict[str, Any]:
-    keep = ("on_time_sends_expected", "on_time_sends_received", "lateness", "lateness_first_send_per_account")
+    keep = (
+        "on_time_sends_expected",
+        "on_time_sends_received",
+        "lateness",
+        "lateness_first_send_per_account",
+        "lateness_after_first_send",
+    )
     return {k: figures[k] for k in keep} | {
         "lateness_parts": figures["lateness_parts"],
+        "event_loop": figures["event_loop"],
         "cpu": figures["cpu"],
         **({"slow_account": figures["slow_account"]} if "slow_account" in figures else {}),
     }
