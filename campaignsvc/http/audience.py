@@ -22,7 +22,7 @@ from campaignsvc.errors import UniqueViolation
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
-from campaignsvc.http.errors import conflict, not_found, validation
+from campaignsvc.http.errors import conflict, not_found
 from campaignsvc.http.models.audience import (
     BulkAdded,
     CsvImport,
@@ -31,12 +31,12 @@ from campaignsvc.http.models.audience import (
     ParticipantsBulk,
     UsernameImport,
 )
+from campaignsvc.http.scope import campaign_or_404, raise_references, reference_errors
 from campaignsvc.storage import audience as db
 from campaignsvc.storage import campaigns as campaigns_db
 
 bp = Blueprint("audience", __name__, url_prefix="/api/campaigns")
 
-NOT_FOUND = "Campaign not found"
 MAX_SAMPLES = 10
 
 
@@ -44,8 +44,7 @@ async def _import(campaign_id: uuid.UUID, plan: ImportPlan, deleted_sample: Call
     who = ident.current()
 
     async def run(conn: asyncpg.Connection) -> list[db.Matched]:
-        if await campaigns_db.get(conn, who.organization_id, campaign_id) is None:
-            raise not_found(NOT_FOUND)
+        await campaign_or_404(conn, who.organization_id, campaign_id)
         return await db.match_or_create_contacts(conn, who.organization_id, plan.rows) if plan.rows else []
 
     try:
@@ -110,20 +109,14 @@ async def participants_bulk(id: uuid.UUID, body: ParticipantsBulk) -> dict:
     org = who.organization_id
 
     async def run(conn: asyncpg.Connection) -> int:
-        if await campaigns_db.get_for_update(conn, org, id) is None:
-            raise not_found(NOT_FOUND)
+        await campaign_or_404(conn, org, id, lock=True)
         unknown = await db.unknown_contacts(conn, org, body.contactIds)
-        problems = [
-            {"path": f"contactIds.{i}", "message": "contact not found in this organization"}
-            for i, contact in enumerate(body.contactIds)
-            if contact in unknown
-        ]
+        problems = reference_errors(body.contactIds, unknown, path="contactIds", noun="contact")
         if body.bdAccountId and await campaigns_db.foreign_ids(
             conn, org, {"bd_accounts": [body.bdAccountId]}
         ):
             problems.append({"path": "bdAccountId", "message": "BD account not found in this organization"})
-        if problems:
-            raise validation("Referenced records not found", problems)
+        raise_references(problems)
         return await db.add_participants(conn, org, id, body.contactIds, body.bdAccountId)
 
     added = await services().store.run(run)
@@ -138,9 +131,7 @@ async def participants_bulk(id: uuid.UUID, body: ParticipantsBulk) -> dict:
 
 async def _editable(conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID) -> None:
     """The campaign row, locked so that it cannot start while participants are removed; not while active."""
-    campaign = await campaigns_db.get_for_update(conn, org, campaign_id)
-    if campaign is None:
-        raise not_found(NOT_FOUND)
+    campaign = await campaign_or_404(conn, org, campaign_id, lock=True)
     if campaign["status"] == "active":
         raise conflict("Pause the campaign before removing participants")
 

@@ -11,7 +11,7 @@ from quart import Blueprint
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
-from campaignsvc.http.errors import ApiError, bad_request, conflict, not_found, validation
+from campaignsvc.http.errors import ApiError, bad_request, conflict, not_found
 from campaignsvc.http.lifecycle import stop_campaign
 from campaignsvc.http.models.campaigns import (
     CampaignCreate,
@@ -29,12 +29,11 @@ from campaignsvc.http.presenters import (
     bd_account_object,
     visible_accounts,
 )
+from campaignsvc.http.scope import CAMPAIGN_NOT_FOUND, campaign_or_404, raise_references
 from campaignsvc.storage import campaigns as db
 from campaignsvc.storage import outbox
 
 bp = Blueprint("campaigns", __name__, url_prefix="/api/campaigns")
-
-NOT_FOUND = "Campaign not found"
 
 
 async def _with_accounts(
@@ -115,11 +114,6 @@ async def check_references(
     ]
 
 
-def _raise_references(problems: list[dict[str, str]]) -> None:
-    if problems:
-        raise validation("Referenced records not found", problems)
-
-
 @endpoint(bp, "GET", "", summary="List campaigns with KPIs", query=CampaignListQuery, response=CampaignList)
 async def list_campaigns(query: CampaignListQuery) -> dict[str, Any]:
     who = ident.current()
@@ -164,7 +158,7 @@ async def get_campaign(id: uuid.UUID) -> dict[str, Any]:
 
     detail = await services().store.run(run)
     if detail is None:
-        raise not_found(NOT_FOUND)
+        raise not_found(CAMPAIGN_NOT_FOUND)
     return detail
 
 
@@ -175,7 +169,7 @@ async def create_campaign(body: CampaignCreate) -> dict[str, Any]:
     who = ident.current()
 
     async def run(conn: asyncpg.Connection) -> asyncpg.Record:
-        _raise_references(
+        raise_references(
             await check_references(
                 conn,
                 who.organization_id,
@@ -227,9 +221,7 @@ async def patch_campaign(id: uuid.UUID, body: CampaignPatch) -> dict[str, Any]:
             return await stop_campaign(id)
 
     async def run(conn: asyncpg.Connection) -> asyncpg.Record:
-        current = await db.get_for_update(conn, who.organization_id, id)
-        if current is None:
-            raise not_found(NOT_FOUND)
+        current = await campaign_or_404(conn, who.organization_id, id, lock=True)
         if given == {"name"}:
             if not body.name:
                 raise bad_request("Name is required")
@@ -242,7 +234,7 @@ async def patch_campaign(id: uuid.UUID, body: CampaignPatch) -> dict[str, Any]:
         if "name" in given and not body.name:
             raise bad_request("Name is required")
         lead = body.leadCreationSettings
-        _raise_references(
+        raise_references(
             await check_references(
                 conn,
                 who.organization_id,
@@ -294,9 +286,7 @@ async def delete_campaign(id: uuid.UUID) -> None:
     who = ident.current()
 
     async def run(conn: asyncpg.Connection) -> None:
-        current = await db.get_for_update(conn, who.organization_id, id)
-        if current is None:
-            raise not_found(NOT_FOUND)
+        current = await campaign_or_404(conn, who.organization_id, id, lock=True)
         who.require_manage(current["created_by_user_id"])
         if current["status"] == "active":
             raise bad_request("Cannot delete active campaign; pause it first")
@@ -318,9 +308,7 @@ async def duplicate_campaign(id: uuid.UUID) -> dict[str, Any]:
     who = ident.current()
 
     async def run(conn: asyncpg.Connection) -> asyncpg.Record:
-        source = await db.get(conn, who.organization_id, id)
-        if source is None:
-            raise not_found(NOT_FOUND)
+        source = await campaign_or_404(conn, who.organization_id, id)
         who.require_manage(source["created_by_user_id"])
         name = f"Copy of {source['name']}"
         if len(name) > 255:
@@ -342,9 +330,7 @@ async def reset_progress(id: uuid.UUID) -> dict[str, Any]:
     who = ident.current()
 
     async def run(conn: asyncpg.Connection) -> asyncpg.Record:
-        current = await db.get_for_update(conn, who.organization_id, id)
-        if current is None:
-            raise not_found(NOT_FOUND)
+        current = await campaign_or_404(conn, who.organization_id, id, lock=True)
         who.require_manage(current["created_by_user_id"])
         if current["status"] == "active":
             raise conflict("Pause the campaign before resetting its progress")

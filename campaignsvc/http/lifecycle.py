@@ -28,6 +28,7 @@ from campaignsvc.http.errors import bad_request, conflict, not_found, validation
 from campaignsvc.http.models.campaigns import CampaignRow
 from campaignsvc.http.models.common import Body
 from campaignsvc.http.presenters import audience_account_ids
+from campaignsvc.http.scope import campaign_or_404, require_contacts
 from campaignsvc.storage import campaigns as campaigns_db
 from campaignsvc.storage import dispatch, outbox
 from campaignsvc.storage import enrolment as enrolment_db
@@ -35,7 +36,6 @@ from campaignsvc.storage import lifecycle as db
 
 bp = Blueprint("lifecycle", __name__, url_prefix="/api/campaigns")
 
-NOT_FOUND = "Campaign not found"
 MAX_ADD = 2000
 
 
@@ -137,9 +137,7 @@ async def start_campaign(id: uuid.UUID) -> dict[str, Any]:
     who = ident.current()
 
     async def run(conn: asyncpg.Connection) -> tuple[asyncpg.Record, str]:
-        current = await campaigns_db.get_for_update(conn, who.organization_id, id)
-        if current is None:
-            raise not_found(NOT_FOUND)
+        current = await campaign_or_404(conn, who.organization_id, id, lock=True)
         if current["status"] not in ("draft", "paused", "completed"):
             raise bad_request("Campaign can be started only from draft, paused or completed")
         plan = await _plan(conn, id)
@@ -169,6 +167,15 @@ async def start_campaign(id: uuid.UUID) -> dict[str, Any]:
     return dict(row.items())
 
 
+async def _reopen(
+    conn: asyncpg.Connection, who: ident.Identity, campaign_id: uuid.UUID
+) -> tuple[str, CampaignActivated]:
+    """completed → active, because participants to send to were added or given another try."""
+    await db.activate(conn, who.organization_id, campaign_id, ("completed",))
+    await _event(conn, who, "campaign.resumed", campaign_id)
+    return "active", CampaignActivated(campaign_id)
+
+
 async def _resume(conn: asyncpg.Connection, who: ident.Identity, plan: CampaignPlan) -> asyncpg.Record:
     await _enrol(conn, plan)
     await enrolment.respread_overdue(conn, plan, **_kw())
@@ -190,9 +197,7 @@ async def resume_campaign(id: uuid.UUID) -> dict[str, Any]:
     who = ident.current()
 
     async def run(conn: asyncpg.Connection) -> asyncpg.Record:
-        current = await campaigns_db.get_for_update(conn, who.organization_id, id)
-        if current is None:
-            raise not_found(NOT_FOUND)
+        current = await campaign_or_404(conn, who.organization_id, id, lock=True)
         if current["status"] != "paused":
             raise conflict(f"Only a paused campaign can be resumed (it is {current['status']})")
         plan = await _plan(conn, id)
@@ -226,9 +231,7 @@ async def stop_campaign(id: uuid.UUID) -> dict[str, Any]:
     who = ident.current()
 
     async def run(conn: asyncpg.Connection) -> asyncpg.Record:
-        current = await campaigns_db.get_for_update(conn, who.organization_id, id)
-        if current is None:
-            raise not_found(NOT_FOUND)
+        current = await campaign_or_404(conn, who.organization_id, id, lock=True)
         if current["status"] == "completed":
             return current
         row = await db.stop(conn, who.organization_id, id, reason="stopped")
@@ -268,21 +271,8 @@ async def add_participants(id: uuid.UUID, body: ParticipantsAdd) -> dict[str, An
     requested = list(dict.fromkeys(body.contactIds))[:MAX_ADD]
 
     async def run(conn: asyncpg.Connection) -> tuple[dict[str, Any], object | None]:
-        current = await campaigns_db.get_for_update(conn, who.organization_id, id)
-        if current is None:
-            raise not_found(NOT_FOUND)
-        foreign = (await campaigns_db.foreign_ids(conn, who.organization_id, {"contacts": requested})).get(
-            "contacts", []
-        )
-        if foreign:
-            index = {c: i for i, c in enumerate(body.contactIds)}
-            raise validation(
-                "Referenced records not found",
-                [
-                    {"path": f"contactIds.{index[c]}", "message": "contact not found in this organization"}
-                    for c in foreign
-                ],
-            )
+        current = await campaign_or_404(conn, who.organization_id, id, lock=True)
+        await require_contacts(conn, who.organization_id, body.contactIds, used=requested)
         plan = await _plan(conn, id)
         if not st.visible_count(plan.steps):
             raise validation("Add at least one sequence step first")
@@ -293,9 +283,7 @@ async def add_participants(id: uuid.UUID, body: ParticipantsAdd) -> dict[str, An
             await _enrol(conn, plan)
             message = ParticipantsChanged(id)
             if status == "completed":
-                await db.activate(conn, who.organization_id, id, ("completed",))
-                await _event(conn, who, "campaign.resumed", id)
-                status, message = "active", CampaignActivated(id)
+                status, message = await _reopen(conn, who, id)
         return (
             {
                 "inserted": inserted,
@@ -324,9 +312,7 @@ async def retry_failed(id: uuid.UUID) -> dict[str, Any]:
     who = ident.current()
 
     async def run(conn: asyncpg.Connection) -> tuple[dict[str, Any], object | None]:
-        current = await campaigns_db.get_for_update(conn, who.organization_id, id)
-        if current is None:
-            raise not_found(NOT_FOUND)
+        current = await campaign_or_404(conn, who.organization_id, id, lock=True)
         if current["status"] == "draft":
             raise conflict("A draft campaign has nothing to retry")
         count = await db.retry_failed(conn, id)
@@ -337,9 +323,7 @@ async def retry_failed(id: uuid.UUID) -> dict[str, Any]:
             await enrolment.respread_overdue(conn, plan, **_kw())
             message = ParticipantsChanged(id)
             if status == "completed":
-                await db.activate(conn, who.organization_id, id, ("completed",))
-                await _event(conn, who, "campaign.resumed", id)
-                status, message = "active", CampaignActivated(id)
+                status, message = await _reopen(conn, who, id)
         return {"retried": count, "campaignStatus": status}, message
 
     result, message = await services().store.run(run)
@@ -351,9 +335,7 @@ async def retry_failed(id: uuid.UUID) -> dict[str, Any]:
 async def _campaign_and_account(
     conn: asyncpg.Connection, who: ident.Identity, campaign_id: uuid.UUID, account_id: uuid.UUID
 ) -> tuple[asyncpg.Record, list[str]]:
-    current = await campaigns_db.get_for_update(conn, who.organization_id, campaign_id)
-    if current is None:
-        raise not_found(NOT_FOUND)
+    current = await campaign_or_404(conn, who.organization_id, campaign_id, lock=True)
     if (await campaigns_db.foreign_ids(conn, who.organization_id, {"bd_accounts": [account_id]})).get(
         "bd_accounts"
     ):

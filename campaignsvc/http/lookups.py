@@ -18,7 +18,7 @@ from campaignsvc.domain.validation import parse_zone
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
-from campaignsvc.http.errors import not_found, validation
+from campaignsvc.http.errors import not_found
 from campaignsvc.http.models.lookups import (
     AgentOut,
     Conflicts,
@@ -31,7 +31,7 @@ from campaignsvc.http.models.lookups import (
     TelegramSourceGroup,
 )
 from campaignsvc.http.presenters import account_display_name, bd_account_object, visible_accounts
-from campaignsvc.storage import campaigns as campaigns_db
+from campaignsvc.http.scope import campaign_or_404, require_contacts
 from campaignsvc.storage import lookups as db
 
 bp = Blueprint("lookups", __name__, url_prefix="/api/campaigns")
@@ -54,14 +54,19 @@ def local_midnight(timezone: str | None, now: dt.datetime) -> dt.datetime:
     response=list[AgentOut],
 )
 async def list_agents() -> list[dict[str, Any]]:
-    who = ident.current()
-    now = dt.datetime.now(dt.UTC)
+    accounts, sent = await agents_sent_today(ident.current(), dt.datetime.now(dt.UTC))
+    return [{**bd_account_object(a), "sentToday": sent.get(a["id"], 0)} for a in accounts]
 
-    async def run(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+
+async def agents_sent_today(
+    who: ident.Identity, now: dt.datetime
+) -> tuple[list[Mapping[str, Any]], dict[uuid.UUID, int]]:
+    """The active BD accounts this caller may see, and each one's sends since its local midnight."""
+
+    async def run(conn: asyncpg.Connection) -> tuple[list[Mapping[str, Any]], dict[uuid.UUID, int]]:
         accounts = visible_accounts(who, await db.active_accounts(conn, who.organization_id))
         since = {a["id"]: local_midnight(a["timezone"], now) for a in accounts}
-        sent = await db.sent_since(conn, who.organization_id, since)
-        return [{**bd_account_object(a), "sentToday": sent.get(a["id"], 0)} for a in accounts]
+        return accounts, await db.sent_since(conn, who.organization_id, since)
 
     return await services().store.run(run)
 
@@ -189,22 +194,8 @@ async def audience_conflicts(id: uuid.UUID, body: ConflictsBody) -> dict[str, An
     who = ident.current()
 
     async def run(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        if await campaigns_db.get(conn, who.organization_id, id) is None:
-            raise not_found("Campaign not found")
-        foreign = set(
-            (await campaigns_db.foreign_ids(conn, who.organization_id, {"contacts": body.contactIds})).get(
-                "contacts", ()
-            )
-        )
-        if foreign:
-            raise validation(
-                "Referenced records not found",
-                [
-                    {"path": f"contactIds.{i}", "message": "contact not found in this organization"}
-                    for i, cid in enumerate(body.contactIds)
-                    if cid in foreign
-                ],
-            )
+        await campaign_or_404(conn, who.organization_id, id)
+        await require_contacts(conn, who.organization_id, body.contactIds)
         return await db.conflicts(conn, who.organization_id, id, body.contactIds)
 
     rows = await services().store.run(run)

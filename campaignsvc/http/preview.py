@@ -33,8 +33,8 @@ from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
 from campaignsvc.http.errors import not_found, validation
 from campaignsvc.http.models.preview import Preview, PreviewQuery, VariantOut, VariantRequest
+from campaignsvc.http.scope import campaign_or_404
 from campaignsvc.integrations.ai import StubVariantGenerator, VariantGenerator
-from campaignsvc.storage import campaigns as campaigns_db
 from campaignsvc.storage import preview as db
 from campaignsvc.storage import sequences as steps_db
 from campaignsvc.storage import templates as templates_db
@@ -84,8 +84,7 @@ async def _preview(campaign_id: uuid.UUID, contact_id: uuid.UUID) -> dict[str, A
     org = who.organization_id
 
     async def load(conn: asyncpg.Connection) -> tuple[Any, ...]:
-        if await campaigns_db.get(conn, org, campaign_id) is None:
-            raise not_found("Campaign not found")
+        await campaign_or_404(conn, org, campaign_id)
         contact = await db.contact(conn, org, contact_id)
         if contact is None:
             raise not_found("Contact not found")
@@ -167,8 +166,7 @@ async def generate_variant(id: uuid.UUID, body: VariantRequest) -> dict[str, Any
         )
 
     async def load(conn: asyncpg.Connection) -> str | None:
-        if await campaigns_db.get(conn, who.organization_id, id) is None:
-            raise not_found("Campaign not found")
+        await campaign_or_404(conn, who.organization_id, id)
         if body.templateId is None:
             return None
         template = await templates_db.get(conn, who.organization_id, id, body.templateId)

@@ -17,7 +17,6 @@ from campaignsvc.domain.audience_import import format_record, spreadsheet_safe
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
-from campaignsvc.http.errors import not_found
 from campaignsvc.http.jsonenc import dumps, iso
 from campaignsvc.http.models.common import Page
 from campaignsvc.http.models.reporting import (
@@ -42,13 +41,13 @@ from campaignsvc.http.models.reporting import (
     stats_body,
 )
 from campaignsvc.http.presenters import account_display_name
+from campaignsvc.http.scope import campaign_or_404
 from campaignsvc.storage import campaigns as campaigns_db
 from campaignsvc.storage import reporting as db
 from campaignsvc.storage.store import Store
 
 bp = Blueprint("reporting", __name__, url_prefix="/api/campaigns")
 
-NOT_FOUND = "Campaign not found"
 READ_SYNC_BATCH = 2000  # sent, unread participants checked for read receipts per request (~20 ms)
 EXPORT_CHUNK = 2000
 
@@ -84,16 +83,12 @@ async def _read(campaign_id: uuid.UUID, fn: Any) -> Any:
     """``fn(conn, org)`` in one transaction after checking the campaign (404 when it is not the caller's)."""
     org = ident.current().organization_id
 
-    async def run(conn: asyncpg.Connection) -> tuple[bool, Any]:
+    async def run(conn: asyncpg.Connection) -> Any:
         await db.tune(conn)
-        if await campaigns_db.get(conn, org, campaign_id) is None:
-            return False, None
-        return True, await fn(conn, org)
+        await campaign_or_404(conn, org, campaign_id)
+        return await fn(conn, org)
 
-    found, result = await services().store.run(run)
-    if not found:
-        raise not_found(NOT_FOUND)
-    return result
+    return await services().store.run(run)
 
 
 # --- stats --------------------------------------------------------------------------------------------

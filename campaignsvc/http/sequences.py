@@ -21,8 +21,8 @@ from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
 from campaignsvc.http.errors import bad_request, not_found, validation
 from campaignsvc.http.models.sequences import SequenceRow, StepCreate, StepPatch
-from campaignsvc.http.templates import CAMPAIGN_NOT_FOUND, editable_campaign, refuse_if_active
-from campaignsvc.storage import campaigns as campaigns_db
+from campaignsvc.http.scope import campaign_or_404, raise_references
+from campaignsvc.http.templates import refuse_if_active
 from campaignsvc.storage import sequences as db
 
 bp = Blueprint("sequences", __name__, url_prefix="/api/campaigns")
@@ -90,9 +90,7 @@ async def _check_references(
 ) -> None:
     if template_id is not None and not await db.template_of_campaign(conn, org, campaign_id, template_id):
         raise bad_request(FOREIGN_TEMPLATE, [{"path": "templateId", "message": FOREIGN_TEMPLATE}])
-    problems = await condition_reference_errors(conn, org, conditions)
-    if problems:
-        raise validation("Referenced records not found", problems)
+    raise_references(await condition_reference_errors(conn, org, conditions))
 
 
 @endpoint(
@@ -106,15 +104,11 @@ async def _check_references(
 async def list_steps(id: uuid.UUID) -> list[dict[str, Any]]:
     who = ident.current()
 
-    async def run(conn: asyncpg.Connection) -> list[asyncpg.Record] | None:
-        if await campaigns_db.get(conn, who.organization_id, id) is None:
-            return None
+    async def run(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        await campaign_or_404(conn, who.organization_id, id)
         return await db.list_for_campaign(conn, who.organization_id, id)
 
-    rows = await services().store.run(run)
-    if rows is None:
-        raise not_found(CAMPAIGN_NOT_FOUND)
-    return [dict(r.items()) for r in rows]
+    return [dict(r.items()) for r in await services().store.run(run)]
 
 
 @endpoint(
@@ -134,7 +128,7 @@ async def create_step(id: uuid.UUID, body: StepCreate) -> dict[str, Any]:
     fields["conditions"] = body.conditions or {}
 
     async def run(conn: asyncpg.Connection) -> asyncpg.Record:
-        refuse_if_active(await editable_campaign(conn, who.organization_id, id))
+        refuse_if_active(await campaign_or_404(conn, who.organization_id, id, lock=True))
         await _check_references(conn, who.organization_id, id, body.templateId, body.conditions)
         return await db.create(conn, who.organization_id, id, fields)
 
@@ -160,7 +154,7 @@ async def patch_step(campaignId: uuid.UUID, stepId: uuid.UUID, body: StepPatch) 
         fields["conditions"] = body.conditions or {}
 
     async def run(conn: asyncpg.Connection) -> asyncpg.Record:
-        campaign = await editable_campaign(conn, who.organization_id, campaignId)
+        campaign = await campaign_or_404(conn, who.organization_id, campaignId, lock=True)
         if not await db.exists(conn, who.organization_id, campaignId, stepId):
             raise not_found(STEP_NOT_FOUND)
         current = await db.get(conn, who.organization_id, campaignId, stepId)
@@ -190,7 +184,7 @@ async def delete_step(campaignId: uuid.UUID, stepId: uuid.UUID) -> None:
     who = ident.current()
 
     async def run(conn: asyncpg.Connection) -> None:
-        campaign = await editable_campaign(conn, who.organization_id, campaignId)
+        campaign = await campaign_or_404(conn, who.organization_id, campaignId, lock=True)
         if not await db.exists(conn, who.organization_id, campaignId, stepId):
             raise not_found(STEP_NOT_FOUND)
         refuse_if_active(campaign)

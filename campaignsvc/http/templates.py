@@ -25,12 +25,11 @@ from campaignsvc.http.models.templates import (
     TemplatePatch,
     TemplateRow,
 )
-from campaignsvc.storage import campaigns as campaigns_db
+from campaignsvc.http.scope import campaign_or_404
 from campaignsvc.storage import templates as db
 
 bp = Blueprint("templates", __name__, url_prefix="/api/campaigns")
 
-CAMPAIGN_NOT_FOUND = "Campaign not found"
 TEMPLATE_NOT_FOUND = "Template not found"
 PAUSE_FIRST = "Pause the campaign before editing its steps"
 
@@ -42,17 +41,6 @@ def check_content(content: str | None, path: str = "content") -> None:
     problems = validate_template(content, path=path)
     if problems:
         raise validation("Validation failed", [p.as_json() for p in problems])
-
-
-async def editable_campaign(
-    conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID
-) -> asyncpg.Record:
-    """The campaign, locked for the rest of the transaction: 404 when it is not a live campaign of the
-    organization. The caller refuses changes while it is active (``refuse_if_active``)."""
-    campaign = await campaigns_db.get_for_update(conn, org, campaign_id)
-    if campaign is None:
-        raise not_found(CAMPAIGN_NOT_FOUND)
-    return campaign
 
 
 def refuse_if_active(campaign: asyncpg.Record) -> None:
@@ -98,15 +86,11 @@ async def create_preset(body: PresetCreate) -> dict[str, Any]:
 async def list_templates(id: uuid.UUID) -> list[dict[str, Any]]:
     who = ident.current()
 
-    async def run(conn: asyncpg.Connection) -> list[asyncpg.Record] | None:
-        if await campaigns_db.get(conn, who.organization_id, id) is None:
-            return None
+    async def run(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        await campaign_or_404(conn, who.organization_id, id)
         return await db.list_for_campaign(conn, who.organization_id, id)
 
-    rows = await services().store.run(run)
-    if rows is None:
-        raise not_found(CAMPAIGN_NOT_FOUND)
-    return [dict(r.items()) for r in rows]
+    return [dict(r.items()) for r in await services().store.run(run)]
 
 
 @endpoint(
@@ -124,7 +108,7 @@ async def create_template(id: uuid.UUID, body: TemplateCreate) -> dict[str, Any]
     check_content(body.content)
 
     async def run(conn: asyncpg.Connection) -> asyncpg.Record:
-        refuse_if_active(await editable_campaign(conn, who.organization_id, id))
+        refuse_if_active(await campaign_or_404(conn, who.organization_id, id, lock=True))
         return await db.create(
             conn,
             who.organization_id,
@@ -157,7 +141,7 @@ async def patch_template(campaignId: uuid.UUID, templateId: uuid.UUID, body: Tem
         fields["conditions"] = body.conditions or {}
 
     async def run(conn: asyncpg.Connection) -> asyncpg.Record:
-        campaign = await editable_campaign(conn, who.organization_id, campaignId)
+        campaign = await campaign_or_404(conn, who.organization_id, campaignId, lock=True)
         current = await db.get(conn, who.organization_id, campaignId, templateId)
         if current is None:
             raise not_found(TEMPLATE_NOT_FOUND)
@@ -183,7 +167,7 @@ async def delete_template(campaignId: uuid.UUID, templateId: uuid.UUID) -> None:
     who = ident.current()
 
     async def run(conn: asyncpg.Connection) -> None:
-        campaign = await editable_campaign(conn, who.organization_id, campaignId)
+        campaign = await campaign_or_404(conn, who.organization_id, campaignId, lock=True)
         if await db.get(conn, who.organization_id, campaignId, templateId) is None:
             raise not_found(TEMPLATE_NOT_FOUND)
         refuse_if_active(campaign)

@@ -15,9 +15,8 @@ from campaignsvc.actors.accounts import account_cap
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
-from campaignsvc.http.lookups import local_midnight
-from campaignsvc.http.presenters import account_display_name, visible_accounts
-from campaignsvc.storage import lookups as db
+from campaignsvc.http.lookups import agents_sent_today
+from campaignsvc.http.presenters import account_display_name
 
 bp = Blueprint("throttle", __name__, url_prefix="/api/campaigns")
 
@@ -83,15 +82,8 @@ def _from_database(account: asyncpg.Record, sent_today: int, now: dt.datetime) -
     response=list[AccountThrottle],
 )
 async def throttle() -> list[dict[str, Any]]:
-    who = ident.current()
     now = dt.datetime.now(dt.UTC)
-
-    async def run(conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], dict[uuid.UUID, int]]:
-        accounts = visible_accounts(who, await db.active_accounts(conn, who.organization_id))
-        since = {a["id"]: local_midnight(a["timezone"], now) for a in accounts}
-        return accounts, await db.sent_since(conn, who.organization_id, since)
-
-    accounts, sent = await services().store.run(run)
+    accounts, sent = await agents_sent_today(ident.current(), now)
     live = {uuid.UUID(s["bdAccountId"]): s for s in services().supervisor.throttle()}
     out = []
     for account in accounts:

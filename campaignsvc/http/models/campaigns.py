@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 from campaignsvc.http.models.common import (
     BdAccountOut,
     Body,
+    ContactSummary,
     Json,
     Name,
     Page,
@@ -173,21 +174,10 @@ class SequenceRow(BaseModel):
     content: str | None = None
 
 
-class SelectedContact(BaseModel):
-    id: uuid.UUID
-    first_name: str
-    last_name: str | None
-    display_name: str | None
-    username: str | None
-    telegram_id: str | None
-    email: str | None
-    phone: str | None
-
-
 class CampaignDetail(CampaignListItem):
     templates: list[TemplateRow]
     sequences: list[SequenceRow]
-    selected_contacts: list[SelectedContact] | None = None
+    selected_contacts: list[ContactSummary] | None = None
 
 
 def audience_json(audience: TargetAudience | None) -> dict[str, Any]:

@@ -93,6 +93,19 @@ class BdAccountOut(BaseModel):
     telegramId: str
 
 
+class ContactSummary(BaseModel):
+    """A contact as the campaign detail (``selected_contacts``) and the picker show it."""
+
+    id: uuid.UUID
+    first_name: str
+    last_name: str | None
+    display_name: str | None
+    username: str | None
+    telegram_id: str | None
+    email: str | None
+    phone: str | None
+
+
 def require_min_le_max(values: dict[str, Any], low: str, high: str) -> None:
     a, b = values.get(low), values.get(high)
     if a is not None and b is not None and a > b:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from campaignsvc.http.models.common import BdAccountOut, Body, Timestamp
+from campaignsvc.http.models.common import BdAccountOut, Body, ContactSummary, Timestamp
 
 PICKER_DEFAULT_LIMIT = 500
 PICKER_MAX_LIMIT = 1000
@@ -68,15 +68,7 @@ class PickerQuery(Query):
         return min(self.limit or PICKER_DEFAULT_LIMIT, PICKER_MAX_LIMIT)
 
 
-class PickerContact(BaseModel):
-    id: uuid.UUID
-    first_name: str
-    last_name: str | None
-    display_name: str | None
-    username: str | None
-    telegram_id: str | None
-    email: str | None
-    phone: str | None
+class PickerContact(ContactSummary):
     outreach_status: Literal["new", "in_outreach"]
 
 

@@ -1,0 +1,57 @@
+"""What a request may touch (SPEC R-API-4): a live campaign of the caller's organization, else 404; ids in
+a body that are rows of that organization, else 400 VALIDATION naming each offending path."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+
+import asyncpg
+
+from campaignsvc.http.errors import not_found, validation
+from campaignsvc.storage import campaigns as campaigns_db
+
+CAMPAIGN_NOT_FOUND = "Campaign not found"
+
+
+async def campaign_or_404(
+    conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID, *, lock: bool = False
+) -> asyncpg.Record:
+    """The campaign row (locked until the end of the transaction with ``lock``); 404 when it is missing,
+    of another organization or soft-deleted."""
+    fetch = campaigns_db.get_for_update if lock else campaigns_db.get
+    row = await fetch(conn, org, campaign_id)
+    if row is None:
+        raise not_found(CAMPAIGN_NOT_FOUND)
+    return row
+
+
+def reference_errors(
+    ids: Sequence[uuid.UUID], unknown: Collection[uuid.UUID], *, path: str, noun: str
+) -> list[dict[str, str]]:
+    """One problem per position of ``ids`` holding an id of ``unknown``."""
+    return [
+        {"path": f"{path}.{i}", "message": f"{noun} not found in this organization"}
+        for i, value in enumerate(ids)
+        if value in unknown
+    ]
+
+
+def raise_references(problems: list[dict[str, str]]) -> None:
+    if problems:
+        raise validation("Referenced records not found", problems)
+
+
+async def require_contacts(
+    conn: asyncpg.Connection,
+    org: uuid.UUID,
+    ids: Sequence[uuid.UUID],
+    *,
+    used: Sequence[uuid.UUID] | None = None,
+) -> None:
+    """400 VALIDATION at ``contactIds.N`` for each id that is not a contact of the organization; with
+    ``used`` (the ids the request will act on) only those are checked, still reported at their positions
+    in ``ids``."""
+    checked = ids if used is None else used
+    foreign = (await campaigns_db.foreign_ids(conn, org, {"contacts": checked})).get("contacts", ())
+    raise_references(reference_errors(ids, set(foreign), path="contactIds", noun="contact"))
