@@ -47,6 +47,8 @@ class Operation:
     content_type: str = "application/json"
     # Other representations of the success response, by content type (negotiated by the handler).
     alternatives: dict[str, Any] = attrs.field(factory=dict)
+    # Error statuses whose body is not the error envelope (health's 503 is the health report).
+    error_schemas: dict[int, Any] = attrs.field(factory=dict)
 
 
 OPERATIONS: list[Operation] = []
@@ -135,6 +137,7 @@ def endpoint(
     write: bool | None = None,
     content_type: str = "application/json",
     alternatives: dict[str, Any] | None = None,
+    error_schemas: dict[int, Any] | None = None,
 ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
     """Register ``handler`` on ``bp`` at ``rule`` and describe it in the OpenAPI document."""
     method = method.upper()
@@ -161,8 +164,11 @@ def endpoint(
             return response_
 
         bp.add_url_rule(rule, endpoint=handler.__name__, view_func=view, methods=[method])
-        auth_errors = (401, 403) if auth == "tenant" else ((401,) if auth == "internal" else ())
+        # 401: identity or internal auth; 403: viewers' writes and lifecycle actions of others.
+        auth_errors = {"tenant": (401, 403) if is_write else (401,), "internal": (401,)}.get(auth, ())
         implied = (400,) if (path_params or query or body) else ()
+        if auth != "public":  # the database did not answer in time
+            implied += (503,)
         OPERATIONS.append(
             Operation(
                 method=method,
@@ -178,6 +184,7 @@ def endpoint(
                 auth=auth,
                 content_type=content_type,
                 alternatives=dict(alternatives or {}),
+                error_schemas=dict(error_schemas or {}),
             )
         )
         return handler

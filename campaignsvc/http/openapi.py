@@ -15,13 +15,28 @@ from campaignsvc.http.api import OPERATIONS, Operation
 bp = Blueprint("openapi", __name__)
 
 _REF = "#/components/schemas/{model}"
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+ERROR_CODES = (
+    "VALIDATION",
+    "BAD_REQUEST",
+    "UNAUTHORIZED",
+    "FORBIDDEN",
+    "NOT_FOUND",
+    "METHOD_NOT_ALLOWED",
+    "CONFLICT",
+    "PAYLOAD_TOO_LARGE",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "RATE_LIMITED",
+    "SERVICE_UNAVAILABLE",
+    "INTERNAL_ERROR",
+)
 ERROR_SCHEMA = {
     "type": "object",
     "required": ["error", "code"],
     "properties": {
         "error": {"type": "string"},
-        "code": {"type": "string"},
-        "details": {},
+        "code": {"type": "string", "enum": list(ERROR_CODES)},
+        "details": {"description": "VALIDATION: [{path, message}]; CONFLICT: what conflicts"},
     },
 }
 _ERROR_TEXT = {
@@ -30,7 +45,7 @@ _ERROR_TEXT = {
     403: "Not allowed for this role",
     404: "Not found in this organization",
     409: "Conflicts with the current state",
-    503: "Database unavailable",
+    503: "Unavailable (the database, or for /ready the dispatcher, is not ready)",
 }
 SECURITY_SCHEMES = {
     "OrganizationId": {"type": "apiKey", "in": "header", "name": "X-Organization-Id"},
@@ -56,7 +71,7 @@ def _collect_models(ops: list[Operation]) -> list[tuple[type[pydantic.BaseModel]
     for op in ops:
         if op.body is not None:
             seen[(op.body, "validation")] = None
-        for response in (op.response, *op.alternatives.values()):
+        for response in (op.response, *op.alternatives.values(), *op.error_schemas.values()):
             model, _ = _model_of(response)
             if model is not None:
                 seen[(model, "serialization")] = None
@@ -119,9 +134,10 @@ def build_document() -> dict[str, Any]:
             content.update({ctype: {"schema": schema_of(r)} for ctype, r in op.alternatives.items()})
             operation["responses"][str(op.status)] = {"description": "OK", "content": content}
         for code in op.errors:
+            schema = schema_of(op.error_schemas[code]) if code in op.error_schemas else _ERROR_REF
             operation["responses"][str(code)] = {
                 "description": _ERROR_TEXT.get(code, "Error"),
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                "content": {"application/json": {"schema": schema}},
             }
         if op.auth == "tenant":
             operation["security"] = [{"OrganizationId": [], "UserId": [], "UserRole": [], "InternalAuth": []}]

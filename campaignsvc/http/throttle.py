@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from quart import Blueprint
 
 from campaignsvc.actors.accounts import account_cap
@@ -34,7 +34,10 @@ class AccountThrottle(BaseModel):
     lastSendAt: dt.datetime | None
     nextAllowedAt: dt.datetime | None
     floorSeconds: float
-    queueDepth: dict[str, int]
+    queueDepth: dict[str, int] = Field(description="Participants due per campaign id")
+    queued: list[uuid.UUID] = Field(
+        description="Campaigns with a send waiting for this account, in turn order"
+    )
     sendingParticipantId: str | None
     sendsPerMinute: list[int]
     capReachedUntil: dt.datetime | None
@@ -67,6 +70,7 @@ def _from_database(account: asyncpg.Record, sent_today: int, now: dt.datetime) -
         "nextAllowedAt": None,
         "floorSeconds": settings.min_gap_s,
         "queueDepth": {},
+        "queued": [],
         "sendingParticipantId": None,
         "sendsPerMinute": [0] * 60,
         "capReachedUntil": None,

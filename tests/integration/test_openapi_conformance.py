@@ -1,0 +1,359 @@
+"""``/openapi.json`` is kept true: a realistic scenario drives every operation of ``api.OPERATIONS`` through
+the real app, with the dispatcher sending to the sandbox so that the reports are not empty, and every
+response, success or error, must be documented: its status code, its content type and its body, validated
+(JSON Schema 2020-12, formats checked, no undocumented fields) against the document's own schema.
+
+An operation the scenario never exercises with a success fails the test, so a new endpoint cannot skip it.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import datetime as dt
+import json
+import re
+import uuid
+from typing import Any
+
+import trio
+from jsonschema import Draft202012Validator, FormatChecker
+
+from campaignsvc.http.api import OPERATIONS, Operation
+from tests.factories import Org
+from tests.integration.api_world import build_campaign, seed_crm
+from tests.integration.dispatch_helpers import reply_event, start_env
+
+# The API's timestamps: UTC, milliseconds, Z (original-v1 §2.1).
+_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+FORMATS = FormatChecker()
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _date_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not _TIMESTAMP.match(value):
+        raise ValueError(f"{value!r} is not YYYY-MM-DDTHH:MM:SS.mmmZ")
+    dt.datetime.fromisoformat(value)
+    return True
+
+
+@FORMATS.checks("uuid", raises=ValueError)
+def _uuid(value: object) -> bool:
+    if isinstance(value, str):
+        uuid.UUID(value)
+    return True
+
+
+def closed(node: Any) -> Any:
+    """Every object schema that lists its properties and says nothing of others gets
+    ``additionalProperties: false``: a field the document does not describe fails the check."""
+    if isinstance(node, dict):
+        out = {key: closed(value) for key, value in node.items()}
+        if "properties" in out and "additionalProperties" not in out:
+            out["additionalProperties"] = False
+        return out
+    if isinstance(node, list):
+        return [closed(item) for item in node]
+    return node
+
+
+class Conformance:
+    """Calls the app and checks each response against the document."""
+
+    def __init__(self, client: Any, document: dict[str, Any], headers: dict[str, str]) -> None:
+        self.client = client
+        self.document = document
+        self.headers = headers
+        self.components = closed(copy.deepcopy(document["components"]))
+        # Literal segments win over path parameters, as in the router (/agents before /{id}).
+        self.routes = sorted(
+            ((re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", op.path) + "$"), op) for op in OPERATIONS),
+            key=lambda item: item[1].path.count("{"),
+        )
+        self.seen: dict[tuple[str, str], collections.Counter[int]] = collections.defaultdict(
+            collections.Counter
+        )
+
+    def operation(self, method: str, path: str) -> Operation:
+        for pattern, op in self.routes:
+            if op.method == method and pattern.match(path):
+                return op
+        raise AssertionError(f"{method} {path} is not an operation of the document")
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        query: dict[str, Any] | None = None,
+        expect: int | None = None,
+    ) -> tuple[int, Any]:
+        response = await self.client.open(
+            path,
+            method=method,
+            json=json_body,
+            headers=self.headers if headers is None else headers,
+            query_string=query,
+        )
+        data = await response.get_data()
+        op = self.operation(method, path)
+        body = self.check(op, response.status_code, response.mimetype, data)
+        self.seen[(op.method, op.path)][response.status_code] += 1
+        if expect is not None:
+            assert response.status_code == expect, (method, path, response.status_code, body)
+        return response.status_code, body
+
+    def check(self, op: Operation, status: int, mimetype: str, data: bytes) -> Any:
+        where = f"{op.method} {op.path} → {status}"
+        responses = self.document["paths"][op.path][op.method.lower()]["responses"]
+        assert str(status) in responses, f"{where}: status not documented ({sorted(responses)})"
+        if status == 204:
+            assert data == b"", f"{where}: a 204 has no body"
+            return None
+        content = responses[str(status)]["content"]
+        assert mimetype in content, f"{where}: content type {mimetype} not documented ({sorted(content)})"
+        body = json.loads(data) if mimetype == "application/json" else data.decode("utf-8")
+        schema = {**content[mimetype]["schema"], "components": self.components}
+        validator = Draft202012Validator(schema, format_checker=FORMATS)
+        errors = [
+            f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+            for e in validator.iter_errors(body)
+        ]
+        assert not errors, f"{where}: the body does not match its schema:\n" + "\n".join(errors[:20])
+        return body
+
+    def never_succeeded(self) -> list[str]:
+        return [
+            f"{op.method} {op.path}"
+            for op in OPERATIONS
+            if not any(200 <= s < 300 for s in self.seen[(op.method, op.path)])
+        ]
+
+
+async def _wait(predicate: Any, store: Any, sql: str, *args: Any, within: float = 20) -> None:
+    with trio.fail_after(within):
+        while not predicate(await store.fetchval(sql, *args)):
+            await trio.sleep(0.05)
+
+
+async def test_every_operation_answers_what_openapi_json_documents(nursery, store, org: Org):
+    env = await start_env(nursery, store, org)
+    document = await (await env.client.get("/openapi.json")).get_json()
+    c = Conformance(env.client, document, org.headers())
+    call = c.call
+    crm = await seed_crm(org)
+    acc1, acc2 = (str(a) for a in crm.accounts)
+    failing = crm.telegram_ids[3]
+    env.sandbox.state.update_config({"recipient_errors": {failing: "privacy"}})
+
+    # Identity and validation errors are documented too.
+    await call("GET", "/api/campaigns", headers={}, expect=401)
+    await call("GET", "/api/campaigns", headers={"X-Organization-Id": "nope"}, expect=401)
+    await call("POST", "/api/campaigns", {"name": "x"}, headers=org.headers("viewer"), expect=403)
+    await call("POST", "/api/campaigns", {"name": ""}, expect=400)
+    await call("GET", "/api/campaigns/not-a-uuid", expect=400)
+    await call("GET", f"/api/campaigns/{uuid.uuid4()}", expect=404)
+
+    # Presets and lookups.
+    await call(
+        "POST",
+        "/api/campaigns/presets",
+        {"name": "Intro", "content": "Hi {{contact.first_name}}"},
+        expect=201,
+    )
+    _, presets = await call("GET", "/api/campaigns/presets", expect=200)
+    assert presets
+    _, agents = await call("GET", "/api/campaigns/agents", expect=200)
+    assert len(agents) == 2
+    _, sources = await call("GET", "/api/campaigns/group-sources", expect=200)
+    assert sources
+    query = {"bdAccountId": acc1, "telegramChatId": crm.chat}
+    _, members = await call("GET", "/api/campaigns/group-sources/contacts", query=query, expect=200)
+    assert members["contactIds"] == [str(crm.contacts[0])]
+    await call("GET", "/api/campaigns/group-sources/contacts", query={"bdAccountId": acc1}, expect=400)
+    query = {"bdAccountId": str(uuid.uuid4()), "telegramChatId": "1"}
+    await call("GET", "/api/campaigns/group-sources/contacts", query=query, expect=404)
+    _, keywords = await call("GET", "/api/campaigns/telegram-source-keywords", expect=200)
+    assert keywords == ["founders"]
+    _, groups = await call("GET", "/api/campaigns/telegram-source-groups", expect=200)
+    assert groups
+    _, picker = await call("GET", "/api/campaigns/contacts-for-picker", query={"limit": 50}, expect=200)
+    assert len(picker) == 4
+    await call("GET", "/api/campaigns/contacts-for-picker", query={"limit": "x"}, expect=400)
+
+    # A campaign with templates, steps and participants; edits while it is a draft.
+    ids = await build_campaign(call, crm)
+    url = ids.url
+    _, extra = await call(
+        "POST", f"{url}/templates", {"name": "spare", "channel": "telegram", "content": ""}, expect=201
+    )
+    await call(
+        "POST", f"{url}/templates", {"name": "bad", "channel": "telegram", "content": "{x"}, expect=400
+    )
+    await call("PATCH", f"{url}/templates/{extra['id']}", {"name": "spare 2"}, expect=200)
+    _, step = await call(
+        "POST", f"{url}/sequences", {"orderIndex": 5, "templateId": extra["id"], "isHidden": True}, expect=201
+    )
+    await call("DELETE", f"{url}/templates/{extra['id']}", expect=409)
+    await call("PATCH", f"{url}/sequences/{step['id']}", {"delayMinutes": 5}, expect=200)
+    await call("DELETE", f"{url}/sequences/{step['id']}", expect=204)
+    await call("DELETE", f"{url}/sequences/{step['id']}", expect=404)
+    await call("DELETE", f"{url}/templates/{extra['id']}", expect=204)
+    _, templates = await call("GET", f"{url}/templates", expect=200)
+    assert len(templates) == 2
+    _, steps = await call("GET", f"{url}/sequences", expect=200)
+    assert len(steps) == 2
+    await call(
+        "PATCH",
+        url,
+        {
+            "name": "World outreach",
+            "leadCreationSettings": {"trigger": "on_reply", "default_stage_id": str(crm.stages[0])},
+            "schedule": {"timezone": "UTC", "workingHours": {"start": "00:00", "end": "23:59"}},
+        },
+        expect=200,
+    )
+    _, detail = await call("GET", url, expect=200)
+    assert len(detail["selected_contacts"]) == 4 and detail["total_participants"] == 4
+
+    # Audience.
+    csv = 'first_name,telegram_id,username\n"New, Person",555000111,\nBad,,@@\n'
+    _, imported = await call("POST", f"{url}/audience/from-csv", {"content": csv}, expect=200)
+    assert imported["created"] == 1 and imported["skipped"] == 1
+    _, listed = await call(
+        "POST", f"{url}/audience/from-usernames", {"text": "@new_person\nt.me/x"}, expect=200
+    )
+    assert listed["contactIds"]
+    conflicts = {"contactIds": [str(crm.contacts[0]), imported["contactIds"][0]]}
+    _, found = await call("POST", f"{url}/audience/conflicts", conflicts, expect=200)
+    assert found["conflicts"][0]["is_current_campaign"] is True
+    _, added = await call(
+        "POST", f"{url}/participants/add", {"contactIds": imported["contactIds"]}, expect=200
+    )
+    assert added["inserted"] == 1
+    await call("POST", f"{url}/participants-bulk", {"contactIds": [str(uuid.uuid4())]}, expect=400)
+
+    # Preview and the AI stub.
+    _, preview = await call("GET", f"{url}/preview", query={"contactId": str(crm.contacts[0])}, expect=200)
+    assert [s["status"] for s in preview["steps"]] == ["send", "send"]
+    await call("GET", f"{url}/preview", query={"contactId": str(uuid.uuid4())}, expect=404)
+    _, variant = await call(
+        "POST", f"{url}/ai/generate-variant", {"templateId": ids.templates[0]}, expect=200
+    )
+    assert variant["provider"] == "stub"
+
+    # Running: the first step goes to everyone, one recipient refuses, one contact replies.
+    _, started = await call("POST", f"{url}/start", expect=200)
+    assert started["status"] == "active"
+    await env.wait_sent(4)
+    await _wait(lambda n: n == 1, store, "SELECT count(*) FROM campaign_participants WHERE status = 'failed'")
+    replier = (
+        await store.fetch("SELECT * FROM campaign_participants WHERE contact_id = $1", crm.contacts[0])
+    )[0]
+    event = reply_event(
+        org,
+        contact_id=replier["contact_id"],
+        account_id=replier["bd_account_id"],
+        channel_id=replier["channel_id"],
+    )
+    _, delivered = await call("POST", "/api/campaigns/events", event, headers={}, expect=200)
+    assert delivered["ignored"] is False
+    await _wait(
+        lambda n: n == 1, store, "SELECT count(*) FROM campaign_participants WHERE status = 'replied'"
+    )
+    now = dt.datetime.now(dt.UTC)
+    await store.execute(
+        "INSERT INTO conversations (organization_id, bd_account_id, channel_id, contact_id, campaign_id, "
+        "shared_chat_created_at, won_at, revenue_amount) VALUES ($1, $2, $3, $4, $5, $6, $7, 1250.50)",
+        org.id,
+        replier["bd_account_id"],
+        replier["channel_id"],
+        replier["contact_id"],
+        uuid.UUID(ids.id),
+        now,
+        now,
+    )
+
+    # Edits of a running campaign are refused.
+    await call("PATCH", f"{url}/templates/{ids.templates[0]}", {"content": "x"}, expect=409)
+    await call("POST", f"{url}/sequences", {"templateId": ids.templates[0]}, expect=409)
+    await call("DELETE", f"{url}/participants", expect=409)
+    await call("PATCH", url, {"schedule": None}, expect=400)
+
+    # Reports, with data.
+    _, stats = await call("GET", f"{url}/stats", expect=200)
+    assert stats["total"] == 5 and stats["error_summary"]["count"] == 1 and stats["total_won"] == 1
+    _, accounts = await call("GET", f"{url}/participant-accounts", expect=200)
+    assert len(accounts) == 2
+    _, analytics = await call("GET", f"{url}/analytics", query={"days": 7}, expect=200)
+    assert analytics["sendsByDay"] and analytics["sendsByAccountByDay"] and analytics["repliedByDay"]
+    await call("GET", f"{url}/analytics", query={"days": "abc"}, expect=400)
+    _, rows = await call("GET", f"{url}/participants", expect=200)
+    assert {r["status_phase"] for r in rows} >= {"sent", "replied", "failed"}
+    _, replied = await call("GET", f"{url}/participants", query={"filter": "replied"}, expect=200)
+    assert len(replied) == 1 and replied[0]["conversation_id"]
+    await call("GET", f"{url}/participants", query={"status": "bogus"}, expect=400)
+    _, sends = await call("GET", f"{url}/sends", query={"limit": 2}, expect=200)
+    assert len(sends["data"]) == 2 and sends["pagination"]["total"] >= 4
+    _, export = await call("GET", f"{url}/participants/export", expect=200)
+    assert export.count("\r\n") == 6
+    _, export = await call("GET", f"{url}/participants/export", query={"format": "json"}, expect=200)
+    assert len(export) == 5
+    _, throttle = await call("GET", "/api/campaigns/agents/throttle", expect=200)
+    assert sum(a["sentToday"] for a in throttle) >= 4
+    _, page = await call("GET", "/api/campaigns", query={"status": "active"}, expect=200)
+    assert page["data"][0]["total_sent"] >= 4 and page["summary"]["total_won"] == 1
+    _, detail = await call("GET", url, expect=200)
+    assert "selected_contacts" not in detail
+
+    # Lifecycle: pause, one account paused and resumed, resume, stop, retry the failed one, stop again.
+    await call("POST", f"{url}/resume", expect=409)
+    _, paused = await call("POST", f"{url}/pause", expect=200)
+    assert paused["status"] == "paused"
+    await call("POST", f"{url}/pause", expect=404)
+    await call("POST", f"{url}/accounts/{acc2}/pause", {"hours": 1}, expect=200)
+    await call("POST", f"{url}/accounts/{acc2}/resume", expect=200)
+    await call("POST", f"{url}/accounts/{uuid.uuid4()}/resume", expect=404)
+    await call("POST", f"{url}/resume", expect=200)
+    _, stopped = await call("PATCH", url, {"status": "completed"}, expect=200)
+    assert stopped["status"] == "completed"
+    await call("POST", f"{url}/stop", expect=200)
+    _, retried = await call("POST", f"{url}/participants/retry-failed", expect=200)
+    assert retried == {"retried": 1, "campaignStatus": "active"}
+    await call("POST", f"{url}/stop", expect=200)
+    await _wait(
+        lambda n: n == 0,
+        store,
+        "SELECT count(*) FROM campaign_participants WHERE status IN ('sending', 'in_doubt')",
+    )
+
+    # Copies, removals, reset and delete.
+    _, copy_row = await call("POST", f"{url}/duplicate", expect=201)
+    assert copy_row["name"] == "Copy of World outreach"
+    await call("POST", f"{url}/start", headers=org.headers("viewer"), expect=403)
+    await call("DELETE", f"{url}/participants/{crm.contacts[1]}", expect=204)
+    await call("DELETE", f"{url}/participants/{crm.contacts[1]}", expect=404)
+    _, removed = await call("DELETE", f"{url}/accounts/{acc2}", expect=200)
+    assert removed["remainingBdAccountIds"] == [acc1]
+    await call("DELETE", f"{url}/accounts/{acc1}", expect=400)
+    _, deleted = await call("DELETE", f"{url}/participants", expect=200)
+    assert deleted["deleted"] == 4
+    _, reset = await call("POST", f"{url}/reset-progress", expect=200)
+    assert reset["status"] == "draft"
+    await call("DELETE", url, expect=204)
+    await call("GET", url, expect=404)
+
+    # The service's own endpoints, open without identity.
+    _, health = await call("GET", "/health", headers={}, expect=200)
+    assert health["checks"]["db"] == "ok"
+    await call("GET", "/ready", headers={}, expect=200)
+    _, text = await call("GET", "/metrics", headers={}, expect=200)
+    assert "http_requests_total" in text
+
+    missing = c.never_succeeded()
+    assert not missing, f"operations the scenario never exercised with a success: {missing}"
+    assert sum(sum(s.values()) for s in c.seen.values()) > len(OPERATIONS)
