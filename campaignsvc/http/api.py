@@ -14,6 +14,7 @@ declaration feeds ``/openapi.json`` (http/openapi.py), so the document cannot dr
 from __future__ import annotations
 
 import functools
+import math
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -77,6 +78,34 @@ def _parse_path(params: tuple[str, ...], values: dict[str, str]) -> dict[str, uu
     return parsed
 
 
+_NUL = "must not contain NUL characters"
+_MAX_PROBLEMS = 20
+
+
+def _unstorable(value: Any, path: str, out: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Values JSON lets through that PostgreSQL cannot store (text and jsonb): NUL characters, NaN and
+    infinities. They are a 400 at the edge, never an error from the database."""
+    if len(out) >= _MAX_PROBLEMS:
+        return out
+    if isinstance(value, str):
+        if "\x00" in value:
+            out.append({"path": path, "message": _NUL})
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            out.append({"path": path, "message": "must be a finite number"})
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\x00" in key:
+                out.append({"path": where.replace("\x00", "\\u0000"), "message": "keys " + _NUL})
+            else:
+                _unstorable(item, where, out)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _unstorable(item, f"{path}.{i}" if path else str(i), out)
+    return out
+
+
 def _parse_query(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
     raw: dict[str, Any] = {}
     for name, field in model.model_fields.items():
@@ -84,6 +113,8 @@ def _parse_query(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
         values = request.args.getlist(key)
         if not values:
             continue
+        if any("\x00" in v for v in values):
+            raise validation("Validation failed", [{"path": key, "message": _NUL}])
         annotation = str(field.annotation)
         raw[key] = values if annotation.startswith(("list", "typing.List")) else values[-1]
     try:
@@ -103,8 +134,12 @@ async def _parse_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
             raise validation("Request body is not valid JSON") from None
     if not isinstance(payload, dict):
         raise validation("Validation failed", [{"path": "", "message": "the body must be a JSON object"}])
+    problems = _unstorable(payload, "", [])
+    if problems:
+        raise validation("Validation failed", problems)
     try:
-        return model.model_validate(payload)
+        # Strict JSON types, as the document states them: false is not 0, 0 is not false, "5" is not 5.
+        return model.model_validate_json(data if payload else b"{}", strict=True)
     except pydantic.ValidationError as exc:
         raise validation("Validation failed", field_errors(exc)) from None
 

@@ -123,8 +123,9 @@ def build_document() -> dict[str, Any]:
                 op.query, op.query.model_json_schema(ref_template=_REF)
             )
         if op.body is not None:
+            # An absent body reads as {}: it is required only when some field is.
             operation["requestBody"] = {
-                "required": True,
+                "required": any(f.is_required() for f in op.body.model_fields.values()),
                 "content": {"application/json": {"schema": ref_for(op.body, "validation")}},
             }
         if op.status == 204:
