@@ -98,6 +98,7 @@ class CampaignActor:
             collections.deque
         )
         self._reload_at: dt.datetime | None = None  # the next database read
+        self._safety_at: dt.datetime | None = None  # the last read + CAMPAIGN_SEND_INTERVAL_MS
         self._loaded_until: dt.datetime | None = None  # every participant due by then is in memory
         self._anything_later = True
         self.completed = False
@@ -166,8 +167,9 @@ class CampaignActor:
         )
 
     def _next_wake(self, now: dt.datetime) -> dt.datetime:
-        safety = now + dt.timedelta(milliseconds=self._settings.send_interval_ms)
-        candidates = [safety]
+        candidates = [now + dt.timedelta(milliseconds=self._settings.send_interval_ms)]
+        if self._reload_at is None and self._safety_at is not None:
+            candidates.append(self._safety_at)
         if self._heap:
             candidates.append(self._heap[0][0])
         if self._reload_at is not None:
@@ -184,8 +186,12 @@ class CampaignActor:
                 except trio.WouldBlock:
                     break
                 await self._handle(message)
-        if self._clock.now() >= wake_at and self._reload_at is None:
-            self._reload_at = wake_at  # the safety interval passed: read the database again
+        # Only the safety interval (since the last read) passing means "read the database again": waking
+        # for a due participant does not (that re-read the whole due window at every due time once nothing
+        # was scheduled beyond the horizon).
+        safety = self._safety_at
+        if self._reload_at is None and safety is not None and self._clock.now() >= safety:
+            self._reload_at = safety
 
     async def _handle(self, message: object) -> None:
         match message:
@@ -250,6 +256,7 @@ class CampaignActor:
         self._heap = kept
 
     async def _reload(self, now: dt.datetime) -> None:
+        self._safety_at = now + dt.timedelta(milliseconds=self._settings.send_interval_ms)
         until = now + HORIZON
         rows, later = await self._store.run(
             dispatch.due_window, self.campaign_id, until, LOAD_LIMIT, transaction=False
