@@ -41,7 +41,7 @@ from campaignsvc.http.models.reporting import (
     stats_body,
 )
 from campaignsvc.http.presenters import account_display_name
-from campaignsvc.http.scope import campaign_or_404
+from campaignsvc.http.scope import in_campaign
 from campaignsvc.storage import campaigns as campaigns_db
 from campaignsvc.storage import reporting as db
 from campaignsvc.storage.store import Store
@@ -80,15 +80,8 @@ async def _sync_read_marks(conn: asyncpg.Connection, org: uuid.UUID, campaign_id
 
 
 async def _read(campaign_id: uuid.UUID, fn: Any) -> Any:
-    """``fn(conn, org)`` in one transaction after checking the campaign (404 when it is not the caller's)."""
-    org = ident.current().organization_id
-
-    async def run(conn: asyncpg.Connection) -> Any:
-        await db.tune(conn)
-        await campaign_or_404(conn, org, campaign_id)
-        return await fn(conn, org)
-
-    return await services().store.run(run)
+    """``fn(conn, org)`` after checking the campaign, with the reporting session settings."""
+    return await in_campaign(campaign_id, fn, prepare=db.tune)
 
 
 # --- stats --------------------------------------------------------------------------------------------

@@ -4,12 +4,17 @@ a body that are rows of that organization, else 400 VALIDATION naming each offen
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import TypeVar
 
 import asyncpg
 
+from campaignsvc.http import identity as ident
+from campaignsvc.http.context import services
 from campaignsvc.http.errors import not_found, validation
 from campaignsvc.storage import campaigns as campaigns_db
+
+R = TypeVar("R")
 
 CAMPAIGN_NOT_FOUND = "Campaign not found"
 
@@ -24,6 +29,25 @@ async def campaign_or_404(
     if row is None:
         raise not_found(CAMPAIGN_NOT_FOUND)
     return row
+
+
+async def in_campaign(
+    campaign_id: uuid.UUID,
+    fn: Callable[[asyncpg.Connection, uuid.UUID], Awaitable[R]],
+    *,
+    prepare: Callable[[asyncpg.Connection], Awaitable[object]] | None = None,
+) -> R:
+    """``fn(conn, org)`` in one transaction, once the campaign is found in the caller's organization (404
+    otherwise); ``prepare(conn)`` runs first (session settings)."""
+    org = ident.current().organization_id
+
+    async def run(conn: asyncpg.Connection) -> R:
+        if prepare is not None:
+            await prepare(conn)
+        await campaign_or_404(conn, org, campaign_id)
+        return await fn(conn, org)
+
+    return await services().store.run(run)
 
 
 def reference_errors(

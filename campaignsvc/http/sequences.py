@@ -21,7 +21,7 @@ from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
 from campaignsvc.http.errors import bad_request, not_found, validation
 from campaignsvc.http.models.sequences import SequenceRow, StepCreate, StepPatch
-from campaignsvc.http.scope import campaign_or_404, raise_references
+from campaignsvc.http.scope import campaign_or_404, in_campaign, raise_references
 from campaignsvc.http.templates import refuse_if_active
 from campaignsvc.storage import sequences as db
 
@@ -102,13 +102,8 @@ async def _check_references(
     errors=(404,),
 )
 async def list_steps(id: uuid.UUID) -> list[dict[str, Any]]:
-    who = ident.current()
-
-    async def run(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        await campaign_or_404(conn, who.organization_id, id)
-        return await db.list_for_campaign(conn, who.organization_id, id)
-
-    return [dict(r.items()) for r in await services().store.run(run)]
+    rows = await in_campaign(id, lambda conn, org: db.list_for_campaign(conn, org, id))
+    return [dict(r.items()) for r in rows]
 
 
 @endpoint(

@@ -25,7 +25,7 @@ from campaignsvc.http.models.templates import (
     TemplatePatch,
     TemplateRow,
 )
-from campaignsvc.http.scope import campaign_or_404
+from campaignsvc.http.scope import campaign_or_404, in_campaign
 from campaignsvc.storage import templates as db
 
 bp = Blueprint("templates", __name__, url_prefix="/api/campaigns")
@@ -84,13 +84,8 @@ async def create_preset(body: PresetCreate) -> dict[str, Any]:
     errors=(404,),
 )
 async def list_templates(id: uuid.UUID) -> list[dict[str, Any]]:
-    who = ident.current()
-
-    async def run(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        await campaign_or_404(conn, who.organization_id, id)
-        return await db.list_for_campaign(conn, who.organization_id, id)
-
-    return [dict(r.items()) for r in await services().store.run(run)]
+    rows = await in_campaign(id, lambda conn, org: db.list_for_campaign(conn, org, id))
+    return [dict(r.items()) for r in rows]
 
 
 @endpoint(
