@@ -54,30 +54,23 @@ Release = Callable[[uuid.UUID, uuid.UUID, uuid.UUID, ParticipantUpdate | None], 
 
 
 async def _write(conn: asyncpg.Connection, batch: list[Outcome]) -> int:
-    events = 0
-    for o in batch:
-        if o.send_id is not None and o.ledger_status is not None:
-            await dispatch.finish_send(
-                conn,
-                send_id=o.send_id,
-                status=o.ledger_status,
-                message_id=o.message_id,
-                error_class=o.error_class,
-                error=o.error,
-            )
-        await dispatch.apply_update(
-            conn, o.participant_id, o.step, o.update, last_sent_at=o.last_sent_at, channel_id=o.channel_id
-        )
-        if o.lead_due:
-            await conn.execute(
-                "UPDATE campaign_participants SET lead_due_at = now() WHERE id = $1 AND lead_created_at IS NULL",
-                o.participant_id,
-            )
-        if o.event is not None:
-            event_type, data = o.event
-            await outbox.enqueue(conn, event_type=event_type, organization_id=o.organization_id, data=data)
-            events += 1
-    return events
+    """The batch in one transaction, one statement per kind of write (not per outcome)."""
+    await dispatch.finish_sends(
+        conn,
+        [
+            (o.send_id, o.ledger_status, o.message_id, o.error_class, o.error)
+            for o in batch
+            if o.send_id is not None and o.ledger_status is not None
+        ],
+    )
+    await dispatch.apply_updates(
+        conn,
+        [dispatch.Advance(o.participant_id, o.step, o.update, o.last_sent_at, o.channel_id) for o in batch],
+    )
+    await dispatch.mark_leads_due(conn, [o.participant_id for o in batch if o.lead_due])
+    events = [(o.event[0], o.organization_id, o.event[1]) for o in batch if o.event is not None]
+    await outbox.enqueue_many(conn, events)
+    return len(events)
 
 
 class Recorder:

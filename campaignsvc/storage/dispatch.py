@@ -173,6 +173,17 @@ class ContactGone:
 ClaimResult = Claimed | NotDue | Skipped | Quarantined | Recovered | ContactGone
 
 _RETRYABLE = ("in_doubt", "deferred", "failed")
+# The contact fields conditions and templates read (original-v1 §3.3 StepConditions, R-TPL-1).
+CONTACT_FIELDS = (
+    "first_name",
+    "last_name",
+    "display_name",
+    "username",
+    "email",
+    "phone",
+    "telegram_id",
+    "company_name",
+)
 
 
 async def claim(
@@ -186,6 +197,8 @@ async def claim(
     decide: Decide,
 ) -> ClaimResult:
     """Run inside a transaction. ``decide`` (pure) renders the text or skips the step."""
+    # One read for everything the decision needs; the participant row lock serialises this claim with
+    # replies, other claims of the participant and the recorder's update of it.
     p = await conn.fetchrow(
         """
         SELECT cp.campaign_id, cp.contact_id, cp.bd_account_id, cp.channel_id, cp.status, cp.current_step,
@@ -193,12 +206,23 @@ async def claim(
                c.deleted_at, c.organization_id, now() AS now,
                EXISTS (SELECT 1 FROM campaign_account_pauses ap
                        WHERE ap.campaign_id = cp.campaign_id AND ap.bd_account_id = cp.bd_account_id
-                         AND (ap.paused_until IS NULL OR ap.paused_until > now())) AS account_paused
-        FROM campaign_participants cp JOIN campaigns c ON c.id = cp.campaign_id
+                         AND (ap.paused_until IS NULL OR ap.paused_until > now())) AS account_paused,
+               s.id AS send_id, s.status AS send_status, s.content AS send_content, s.claimed_at AS send_claimed_at,
+               s.message_id AS send_message_id,
+               ct.first_name, ct.last_name, ct.display_name, ct.username, ct.email, ct.phone, ct.telegram_id,
+               ct.deleted_at AS contact_deleted_at, ct.organization_id AS contact_organization_id,
+               co.name AS company_name
+        FROM campaign_participants cp
+        JOIN campaigns c ON c.id = cp.campaign_id
+        LEFT JOIN campaign_sends s ON s.campaign_participant_id = cp.id AND s.sequence_step = $2
+                                   AND s.idempotency_key IS NOT NULL
+        LEFT JOIN contacts ct ON ct.id = cp.contact_id
+        LEFT JOIN companies co ON co.id = ct.company_id
         WHERE cp.id = $1
         FOR UPDATE OF cp
         """,
         participant_id,
+        step,
     )
     if p is None:
         return NotDue("participant deleted")
@@ -211,37 +235,31 @@ async def claim(
     if p["next_send_at"] is None or p["next_send_at"] > p["now"] + timedelta(seconds=1):
         return NotDue("not due")
 
-    ledger = await conn.fetchrow(
-        """
-        SELECT id, status, content, attempts, claimed_at, message_id FROM campaign_sends
-        WHERE campaign_participant_id = $1 AND sequence_step = $2 AND idempotency_key IS NOT NULL
-        FOR UPDATE
-        """,
-        participant_id,
-        step,
-    )
     first_send = p["last_sent_at"] is None
-    if ledger is not None:
-        if ledger["status"] == "sent":
-            return Recovered(ledger["message_id"], first_send=first_send)
-        if ledger["status"] == "sending" and ledger["claimed_at"] + quarantine > p["now"]:
-            until = ledger["claimed_at"] + quarantine
-            await conn.execute("UPDATE campaign_sends SET status = 'in_doubt' WHERE id = $1", ledger["id"])
+    if p["send_id"] is not None:
+        if p["send_status"] == "sent":
+            return Recovered(p["send_message_id"], first_send=first_send)
+        if p["send_status"] == "sending" and p["send_claimed_at"] + quarantine > p["now"]:
+            until = p["send_claimed_at"] + quarantine
+            await conn.execute("UPDATE campaign_sends SET status = 'in_doubt' WHERE id = $1", p["send_id"])
             await _reschedule(conn, participant_id, until, "in_doubt")
             return Quarantined(until)
-        if ledger["status"] in (*_RETRYABLE, "sending") and ledger["content"]:
+        if p["send_status"] in (*_RETRYABLE, "sending") and p["send_content"]:
             attempts = await conn.fetchval(
-                """
-                UPDATE campaign_sends SET status = 'sending', attempts = attempts + 1, claimed_at = now()
-                WHERE id = $1 RETURNING attempts
+                f"""
+                WITH retry AS (
+                    UPDATE campaign_sends SET status = 'sending', attempts = attempts + 1, claimed_at = now()
+                    WHERE id = $1 RETURNING attempts
+                ), {_touch_account("$2")}
+                SELECT attempts FROM retry
                 """,
-                ledger["id"],
+                p["send_id"],
+                bd_account_id,
             )
-            await _touch_account(conn, bd_account_id)
             return Claimed(
-                send_id=ledger["id"],
+                send_id=p["send_id"],
                 idempotency_key=idempotency_key(p["campaign_id"], participant_id, step),
-                content=ledger["content"],
+                content=p["send_content"],
                 contact_id=p["contact_id"],
                 channel_id=p["channel_id"],
                 first_send=first_send,
@@ -250,17 +268,7 @@ async def claim(
             )
         # 'skipped' rows (or a row without text) fall through: decide again.
 
-    contact = await conn.fetchrow(
-        """
-        SELECT ct.first_name, ct.last_name, ct.display_name, ct.username, ct.email, ct.phone, ct.telegram_id,
-               ct.deleted_at, co.name AS company_name
-        FROM contacts ct LEFT JOIN companies co ON co.id = ct.company_id
-        WHERE ct.id = $1 AND ct.organization_id = $2
-        """,
-        p["contact_id"],
-        p["organization_id"],
-    )
-    if contact is None or contact["deleted_at"] is not None:
+    if p["contact_organization_id"] != p["organization_id"] or p["contact_deleted_at"] is not None:
         return ContactGone("Contact was deleted")
     if not p["channel_id"]:
         return ContactGone("Contact has no Telegram ID or username")
@@ -276,12 +284,11 @@ async def claim(
             list(pipelines),
         )
         stages = {r["pipeline_id"]: r["stage_id"] for r in rows}
-    fields = dict(contact.items())
-    fields["company_name"] = contact["company_name"]
+    fields = {name: p[name] for name in CONTACT_FIELDS}
     decision = decide(
         Facts(
             contact=fields,
-            company_name=contact["company_name"],
+            company_name=p["company_name"],
             has_replied=p["replied_at"] is not None,
             sent_before=not first_send,
             lead_stages=stages,
@@ -304,18 +311,21 @@ async def claim(
             bd_account_id,
             {"event": "skipped", "reason": decision.reason, "detail": decision.detail},
         )
-        await apply_update(conn, participant_id, step, decision.update, last_sent_at=None, channel_id=None)
+        await apply_updates(conn, [Advance(participant_id, step, decision.update, None, None)])
         return Skipped(decision.update, decision.reason)
 
     send_id = await conn.fetchval(
-        """
-        INSERT INTO campaign_sends (campaign_participant_id, sequence_step, status, idempotency_key, content,
-                                    campaign_id, bd_account_id, attempts, claimed_at, sent_at)
-        VALUES ($1, $2, 'sending', $3, $4, $5, $6, 1, now(), now())
-        ON CONFLICT (campaign_participant_id, sequence_step) WHERE idempotency_key IS NOT NULL
-        DO UPDATE SET status = 'sending', content = EXCLUDED.content, attempts = campaign_sends.attempts + 1,
-                      claimed_at = now(), metadata = '{}'
-        RETURNING id
+        f"""
+        WITH claimed AS (
+            INSERT INTO campaign_sends (campaign_participant_id, sequence_step, status, idempotency_key, content,
+                                        campaign_id, bd_account_id, attempts, claimed_at, sent_at)
+            VALUES ($1, $2, 'sending', $3, $4, $5, $6, 1, now(), now())
+            ON CONFLICT (campaign_participant_id, sequence_step) WHERE idempotency_key IS NOT NULL
+            DO UPDATE SET status = 'sending', content = EXCLUDED.content, attempts = campaign_sends.attempts + 1,
+                          claimed_at = now(), metadata = '{{}}'
+            RETURNING id
+        ), {_touch_account("$6")}
+        SELECT id FROM claimed
         """,
         participant_id,
         step,
@@ -324,7 +334,6 @@ async def claim(
         p["campaign_id"],
         bd_account_id,
     )
-    await _touch_account(conn, bd_account_id)
     return Claimed(
         send_id=send_id,
         idempotency_key=key,
@@ -337,15 +346,13 @@ async def claim(
     )
 
 
-async def _touch_account(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> None:
-    """The account's last send start survives a restart, so the gap does too."""
-    await conn.execute(
-        """
-        INSERT INTO campaign_account_state (bd_account_id, last_send_at, updated_at) VALUES ($1, now(), now())
-        ON CONFLICT (bd_account_id) DO UPDATE SET last_send_at = now(), updated_at = now()
-        """,
-        bd_account_id,
-    )
+def _touch_account(param: str) -> str:
+    """A CTE recording the account's last send start in the claim's own statement, so the gap survives a
+    restart at no extra round-trip (PostgreSQL runs a data-modifying CTE even when nothing reads it)."""
+    return f"""touched AS (
+            INSERT INTO campaign_account_state (bd_account_id, last_send_at, updated_at) VALUES ({param}, now(), now())
+            ON CONFLICT (bd_account_id) DO UPDATE SET last_send_at = now(), updated_at = now()
+        )"""
 
 
 async def _reschedule(conn: asyncpg.Connection, participant_id: uuid.UUID, at: datetime, reason: str) -> None:
@@ -357,70 +364,93 @@ async def _reschedule(conn: asyncpg.Connection, participant_id: uuid.UUID, at: d
     )
 
 
-async def apply_update(
+async def finish_sends(
     conn: asyncpg.Connection,
-    participant_id: uuid.UUID,
-    step: int,
-    update: ParticipantUpdate,
-    *,
-    last_sent_at: datetime | None,
-    channel_id: str | None,
-) -> bool:
-    """Move the participant on from ``step``; guarded so a reply or another writer that got there first
-    wins. Returns whether the participant was still at that step."""
-    done = await conn.fetchval(
-        """
-        UPDATE campaign_participants
-        SET current_step = $3, status = $4::varchar, next_send_at = $5, waiting_reason = $6, attempts = $7,
-            last_error = COALESCE($8, last_error),
-            failed_at = CASE WHEN $4::varchar = 'failed' THEN now() ELSE failed_at END,
-            last_sent_at = COALESCE($9, last_sent_at), channel_id = COALESCE($10, channel_id), updated_at = now()
-        WHERE id = $1 AND current_step = $2 AND status IN ('pending', 'sent')
-        RETURNING id
-        """,
-        participant_id,
-        step,
-        update.current_step,
-        update.status,
-        update.next_send_at,
-        update.waiting_reason,
-        update.attempts,
-        update.last_error,
-        last_sent_at,
-        channel_id,
-    )
-    if done is None and last_sent_at is not None:
-        # Replied (or stopped) while the message was on its way: it was still sent.
-        await conn.execute(
-            "UPDATE campaign_participants SET last_sent_at = $2, updated_at = now() WHERE id = $1",
-            participant_id,
-            last_sent_at,
-        )
-    return done is not None
-
-
-async def finish_send(
-    conn: asyncpg.Connection,
-    *,
-    send_id: uuid.UUID,
-    status: str,
-    message_id: uuid.UUID | None,
-    error_class: str | None,
-    error: str | None,
+    rows: Sequence[tuple[uuid.UUID, str, uuid.UUID | None, str | None, str | None]],
 ) -> None:
+    """Record outcomes on ledger rows, in one statement: (id, status, message id, error class, error)."""
+    if not rows:
+        return
+    ids, statuses, messages, classes, errors = (list(col) for col in zip(*rows, strict=True))
     await conn.execute(
         """
-        UPDATE campaign_sends
-        SET status = $2, message_id = COALESCE($3, message_id), error_class = $4, last_error = $5,
-            sent_at = now(), completed_at = now()
-        WHERE id = $1
+        UPDATE campaign_sends s
+        SET status = u.status, message_id = COALESCE(u.message_id, s.message_id), error_class = u.error_class,
+            last_error = u.error, sent_at = now(), completed_at = now()
+        FROM unnest($1::uuid[], $2::varchar[], $3::uuid[], $4::varchar[], $5::text[])
+             AS u (id, status, message_id, error_class, error)
+        WHERE s.id = u.id
         """,
-        send_id,
-        status,
-        message_id,
-        error_class,
-        error,
+        ids,
+        statuses,
+        messages,
+        classes,
+        errors,
     )
+
+
+@attrs.frozen
+class Advance:
+    participant_id: uuid.UUID
+    step: int
+    update: ParticipantUpdate
+    last_sent_at: datetime | None
+    channel_id: str | None
+
+
+async def apply_updates(conn: asyncpg.Connection, advances: Sequence[Advance]) -> set[uuid.UUID]:
+    """Move participants on from their step, in one statement; each is guarded by its own step, so a reply
+    or another writer that got there first wins. Returns the participants that were still at their step."""
+    if not advances:
+        return set()
+    u = [a.update for a in advances]
+    rows = await conn.fetch(
+        """
+        UPDATE campaign_participants cp
+        SET current_step = n.current_step, status = n.status, next_send_at = n.next_send_at,
+            waiting_reason = n.waiting_reason, attempts = n.attempts, last_error = COALESCE(n.last_error, cp.last_error),
+            failed_at = CASE WHEN n.status = 'failed' THEN now() ELSE cp.failed_at END,
+            last_sent_at = COALESCE(n.last_sent_at, cp.last_sent_at), channel_id = COALESCE(n.channel_id, cp.channel_id),
+            updated_at = now()
+        FROM unnest($1::uuid[], $2::int[], $3::int[], $4::varchar[], $5::timestamptz[], $6::varchar[], $7::int[],
+                    $8::text[], $9::timestamptz[], $10::varchar[])
+             AS n (id, step, current_step, status, next_send_at, waiting_reason, attempts, last_error, last_sent_at,
+                   channel_id)
+        WHERE cp.id = n.id AND cp.current_step = n.step AND cp.status IN ('pending', 'sent')
+        RETURNING cp.id
+        """,
+        [a.participant_id for a in advances],
+        [a.step for a in advances],
+        [x.current_step for x in u],
+        [x.status for x in u],
+        [x.next_send_at for x in u],
+        [x.waiting_reason for x in u],
+        [x.attempts for x in u],
+        [x.last_error for x in u],
+        [a.last_sent_at for a in advances],
+        [a.channel_id for a in advances],
+    )
+    moved = {r["id"] for r in rows}
+    sent_anyway = [a for a in advances if a.participant_id not in moved and a.last_sent_at is not None]
+    if sent_anyway:
+        # Replied (or stopped) while the message was on its way: it was still sent.
+        await conn.execute(
+            """
+            UPDATE campaign_participants cp SET last_sent_at = u.at, updated_at = now()
+            FROM unnest($1::uuid[], $2::timestamptz[]) AS u (id, at) WHERE cp.id = u.id
+            """,
+            [a.participant_id for a in sent_anyway],
+            [a.last_sent_at for a in sent_anyway],
+        )
+    return moved
+
+
+async def mark_leads_due(conn: asyncpg.Connection, participant_ids: Sequence[uuid.UUID]) -> None:
+    if participant_ids:
+        await conn.execute(
+            "UPDATE campaign_participants SET lead_due_at = now() WHERE id = ANY($1::uuid[]) AND lead_created_at IS NULL",
+            list(participant_ids),
+        )
 
 
 async def recover_unfinished(conn: asyncpg.Connection, quarantine: timedelta) -> int:

@@ -85,6 +85,46 @@ async def enqueue(
     return event_id
 
 
+async def enqueue_many(
+    conn: asyncpg.Connection, events: Sequence[tuple[str, UUID | None, dict[str, Any]]]
+) -> list[UUID]:
+    """:func:`enqueue` for many ``(event_type, organization_id, data)`` in one statement, in order."""
+    if not events:
+        return []
+    ids, orgs, types, envelopes = [], [], [], []
+    for event_type, organization_id, data in events:
+        if not event_type or len(event_type) > _MAX_TYPE_LENGTH:
+            raise ValueError(f"event_type must be 1..{_MAX_TYPE_LENGTH} characters, got {event_type!r}")
+        event_id = uuid.uuid4()
+        ids.append(event_id)
+        orgs.append(organization_id)
+        types.append(event_type)
+        envelopes.append(
+            {
+                "id": str(event_id),
+                "type": event_type,
+                "timestamp": None,
+                "organizationId": str(organization_id) if organization_id is not None else None,
+                "data": data,
+            }
+        )
+    await conn.execute(
+        """
+        INSERT INTO campaign_outbox (id, organization_id, event_type, envelope)
+        SELECT e.id, e.org, e.type,
+               jsonb_set(e.envelope, '{timestamp}',
+                         to_jsonb(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
+        FROM unnest($1::uuid[], $2::uuid[], $3::varchar[], $4::jsonb[]) WITH ORDINALITY AS e (id, org, type, envelope, n)
+        ORDER BY e.n
+        """,
+        ids,
+        orgs,
+        types,
+        envelopes,
+    )
+    return ids
+
+
 async def try_lock_relay(conn: asyncpg.Connection) -> bool:
     """Take the relay's transaction-scoped advisory lock; False when another relay holds it."""
     return await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _RELAY_LOCK_KEY)
