@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -48,16 +49,44 @@ def channel_of(telegram_id: str | None, username: str | None) -> str | None:
     return name or None
 
 
-async def enrol(
-    conn: asyncpg.Connection, plan: CampaignPlan, *, settings: Settings, now: dt.datetime, rng: random.Random
-) -> Enrolled:
-    rows = await db.unscheduled(conn, plan.id)
-    if not rows:
-        return Enrolled(0, 0)
+@attrs.frozen
+class _Member:
+    key: uuid.UUID  # a participant id (scheduling existing rows) or a contact id (inserting new ones)
+    account: uuid.UUID | None  # an account it already has
+    telegram_id: str | None
+    username: str | None
+    deleted: bool = False
+
+
+@attrs.frozen
+class _Placement:
+    keys: list[uuid.UUID]
+    accounts: list[uuid.UUID]
+    channels: list[str]
+    due: list[dt.datetime]
+    step: int
+    unreachable: list[uuid.UUID]
+
+
+async def _place(
+    conn: asyncpg.Connection,
+    plan: CampaignPlan,
+    members: list[_Member],
+    *,
+    settings: Settings,
+    now: dt.datetime,
+    rng: random.Random,
+) -> _Placement:
+    """An account (round-robin by load; one it already has is kept), a channel and a first due time for
+    each member: per account, spread at the campaign's gap from the first step's due time (after what the
+    account already has queued), inside the window and under the daily cap."""
     audience_ids = [uuid.UUID(str(i)) for i in (plan.audience_account_ids or [])]
     accounts = await db.sending_accounts(conn, plan.organization_id, audience_ids)
     if not accounts:
         raise NoSendingAccount("No active BD account available for sending")
+    first = st.plan_first(plan.steps, now)
+    if not isinstance(first, st.Due):
+        raise ValueError("a campaign's first visible step must be a delayed step")
     by_id = {a["id"]: a for a in accounts}
     loads = await db.account_loads(conn, plan.id, list(by_id))
     count = {a: loads.get(a, (0, None))[0] for a in by_id}
@@ -65,52 +94,89 @@ async def enrol(
 
     unreachable: list[uuid.UUID] = []
     assigned: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {a: [] for a in by_id}
-    for r in rows:
-        channel = channel_of(r["telegram_id"], r["username"])
-        if channel is None or r["deleted_at"] is not None:
-            unreachable.append(r["id"])
+    for m in members:
+        channel = channel_of(m.telegram_id, m.username)
+        if channel is None or m.deleted:
+            unreachable.append(m.key)
             continue
-        account = (
-            r["bd_account_id"]
-            if r["bd_account_id"] in by_id
-            else min(by_id, key=lambda a: (count[a], order[a]))
-        )
+        account = m.account if m.account in by_id else min(by_id, key=lambda a: (count[a], order[a]))
         count[account] += 1
-        assigned[account].append((r["id"], channel))
-    await db.mark_unreachable(conn, unreachable, UNREACHABLE)
+        assigned[account].append((m.key, channel))
 
-    first = st.plan_first(plan.steps, now)
-    if not isinstance(first, st.Due):
-        raise ValueError("a campaign's first visible step must be a delayed step")
-    ids, accs, channels, due = [], [], [], []
-    for account, members in assigned.items():
-        if not members:
+    placed = _Placement([], [], [], [], first.index, unreachable)
+    gap = plan.spread_gap_s(settings.min_gap_s)
+    for account, chosen in assigned.items():
+        if not chosen:
             continue
         row = by_id[account]
-        schedule = plan.effective_schedule(account_schedule(row))
         zone = account_zone(row) or (plan.schedule.tz if plan.schedule else UTC)
         latest = loads.get(account, (0, None))[1]
-        gap = plan.spread_gap_s(settings.min_gap_s)
         start = first.at if latest is None else max(first.at, latest + dt.timedelta(seconds=gap))
         midnight = dt.datetime.combine(start.astimezone(zone).date(), dt.time(), tzinfo=zone)
         times = sched.spread(
             start,
-            len(members),
+            len(chosen),
             gap_s=gap,
             daily_cap=plan.daily_cap(account_cap(row, settings)),
             sent_today=await db.sent_since(conn, account, midnight.astimezone(dt.UTC)),
-            schedule=schedule,
+            schedule=plan.effective_schedule(account_schedule(row)),
             day_tz=zone,
             rng=rng,
             jitter_s=WINDOW_JITTER_S,
         )
-        for (pid, channel), at in zip(members, times, strict=True):
-            ids.append(pid)
-            accs.append(account)
-            channels.append(channel)
-            due.append(at)
-    await db.apply_schedule(conn, ids, accs, channels, due, first.index)
-    return Enrolled(scheduled=len(ids), unreachable=len(unreachable))
+        for (key, channel), at in zip(chosen, times, strict=True):
+            placed.keys.append(key)
+            placed.accounts.append(account)
+            placed.channels.append(channel)
+            placed.due.append(at)
+    return placed
+
+
+async def enrol(
+    conn: asyncpg.Connection, plan: CampaignPlan, *, settings: Settings, now: dt.datetime, rng: random.Random
+) -> Enrolled:
+    """Schedule the campaign's participants that were never scheduled; the unreachable ones fail."""
+    rows = await db.unscheduled(conn, plan.id)
+    if not rows:
+        return Enrolled(0, 0)
+    members = [
+        _Member(r["id"], r["bd_account_id"], r["telegram_id"], r["username"], r["deleted_at"] is not None)
+        for r in rows
+    ]
+    placed = await _place(conn, plan, members, settings=settings, now=now, rng=rng)
+    await db.mark_unreachable(conn, placed.unreachable, UNREACHABLE)
+    await db.apply_schedule(conn, placed.keys, placed.accounts, placed.channels, placed.due, placed.step)
+    return Enrolled(scheduled=len(placed.keys), unreachable=len(placed.unreachable))
+
+
+async def enrol_audience(
+    conn: asyncpg.Connection,
+    plan: CampaignPlan,
+    audience: dict[str, Any],
+    *,
+    settings: Settings,
+    now: dt.datetime,
+    rng: random.Random,
+) -> Enrolled:
+    """Start from the audience definition (original-v1 §2.7 path B): its contacts become participants
+    already scheduled, in one insert — writing each row once instead of inserting then updating it."""
+    contacts = await db.audience_contacts(conn, plan.organization_id, audience)
+    if not contacts:
+        return Enrolled(0, 0)
+    members = [_Member(r["id"], None, r["telegram_id"], r["username"]) for r in contacts]
+    placed = await _place(conn, plan, members, settings=settings, now=now, rng=rng)
+    order = {r["id"]: i for i, r in enumerate(contacts)}
+    inserted = await db.insert_scheduled(
+        conn,
+        plan.id,
+        placed.keys,
+        [order[k] for k in placed.keys],
+        placed.accounts,
+        placed.channels,
+        placed.due,
+        placed.step,
+    )
+    return Enrolled(scheduled=inserted, unreachable=len(placed.unreachable))
 
 
 async def respread_overdue(

@@ -145,14 +145,16 @@ async def start_campaign(id: uuid.UUID) -> dict[str, Any]:
         if current["status"] == "paused":
             return await _resume(conn, who, plan), "campaign.resumed"
         if not await enrolment_db.participant_count(conn, id):
-            added = await enrolment_db.materialize_audience(
-                conn, id, who.organization_id, current["target_audience"] or {}
-            )
-            if not added:
+            try:
+                added = await enrolment.enrol_audience(conn, plan, current["target_audience"] or {}, **_kw())
+            except enrolment.NoSendingAccount as exc:
+                raise validation(str(exc)) from None
+            if not added.scheduled:
                 raise validation(
                     "No contacts found matching the audience criteria. Add contacts with Telegram data or check audience settings."
                 )
-        await _enrol(conn, plan)
+        else:
+            await _enrol(conn, plan)
         if not await db.open_participants(conn, id):
             raise validation(
                 "No participants could be enriched. Ensure contacts have Telegram ID or username and an active BD account is selected."

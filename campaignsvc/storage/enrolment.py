@@ -20,59 +20,79 @@ async def participant_count(conn: asyncpg.Connection, campaign_id: uuid.UUID) ->
     )
 
 
-async def materialize_audience(
-    conn: asyncpg.Connection, campaign_id: uuid.UUID, org: uuid.UUID, audience: dict[str, Any]
-) -> int:
-    """Insert the audience's contacts as pending participants (original-v1 §2.7 path B); returns how
-    many. Only this organization's contacts that are not deleted and have a Telegram id or username."""
+_REACHABLE = "ct.deleted_at IS NULL AND (NULLIF(TRIM(ct.telegram_id), '') IS NOT NULL OR NULLIF(TRIM(ct.username), '') IS NOT NULL)"
+
+
+async def audience_contacts(
+    conn: asyncpg.Connection, org: uuid.UUID, audience: dict[str, Any]
+) -> list[asyncpg.Record]:
+    """The audience's contacts in order (original-v1 §2.7 path B): only this organization's contacts that
+    are not deleted and have a Telegram id or username; ``contactIds`` or the filters, up to ``limit``."""
     limit = audience.get("limit")
-    limit = min(
-        limit
-        if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0
-        else DEFAULT_AUDIENCE_LIMIT,
-        MAX_AUDIENCE,
-    )
-    reachable = "ct.deleted_at IS NULL AND (NULLIF(TRIM(ct.telegram_id), '') IS NOT NULL OR NULLIF(TRIM(ct.username), '') IS NOT NULL)"
+    valid = isinstance(limit, int) and not isinstance(limit, bool) and limit > 0
+    limit = min(limit if valid else DEFAULT_AUDIENCE_LIMIT, MAX_AUDIENCE)
     ids = audience.get("contactIds")
     if ids:
-        status = await conn.execute(
+        return await conn.fetch(
             f"""
-            INSERT INTO campaign_participants (campaign_id, contact_id, status, current_step, enqueue_order)
-            SELECT $1, ct.id, 'pending', 0, (row_number() OVER (ORDER BY w.n))::int - 1
-            FROM unnest($3::uuid[]) WITH ORDINALITY AS w (id, n)
-            JOIN contacts ct ON ct.id = w.id AND ct.organization_id = $2 AND {reachable}
+            SELECT ct.id, ct.telegram_id, ct.username
+            FROM unnest($2::uuid[]) WITH ORDINALITY AS w (id, n)
+            JOIN contacts ct ON ct.id = w.id AND ct.organization_id = $1 AND {_REACHABLE}
             ORDER BY w.n
-            LIMIT $4
-            ON CONFLICT (campaign_id, contact_id) DO NOTHING
+            LIMIT $3
             """,
-            campaign_id,
             org,
-            [uuid.UUID(str(i)) for i in ids],
+            list(dict.fromkeys(uuid.UUID(str(i)) for i in ids)),
             limit,
         )
-        return int(status.rsplit(" ", 1)[-1])
     filters = audience.get("filters") or {}
-    status = await conn.execute(
+    return await conn.fetch(
         f"""
-        INSERT INTO campaign_participants (campaign_id, contact_id, status, current_step, enqueue_order)
-        SELECT $1, ct.id, 'pending', 0, (row_number() OVER (ORDER BY ct.created_at, ct.id))::int - 1
+        SELECT ct.id, ct.telegram_id, ct.username
         FROM contacts ct
-        WHERE ct.organization_id = $2 AND {reachable}
-          AND ($3::uuid IS NULL OR ct.company_id = $3)
-          AND ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM leads l WHERE l.contact_id = ct.id AND l.pipeline_id = $4
-                                           AND l.organization_id = $2 AND l.deleted_at IS NULL))
-          AND (NOT $5 OR NOT EXISTS (SELECT 1 FROM campaign_participants cp JOIN campaigns c ON c.id = cp.campaign_id
-                                     WHERE cp.contact_id = ct.id AND c.organization_id = $2 AND c.deleted_at IS NULL))
+        WHERE ct.organization_id = $1 AND {_REACHABLE}
+          AND ($2::uuid IS NULL OR ct.company_id = $2)
+          AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM leads l WHERE l.contact_id = ct.id AND l.pipeline_id = $3
+                                           AND l.organization_id = $1 AND l.deleted_at IS NULL))
+          AND (NOT $4 OR NOT EXISTS (SELECT 1 FROM campaign_participants cp JOIN campaigns c ON c.id = cp.campaign_id
+                                     WHERE cp.contact_id = ct.id AND c.organization_id = $1 AND c.deleted_at IS NULL))
         ORDER BY ct.created_at, ct.id
-        LIMIT $6
-        ON CONFLICT (campaign_id, contact_id) DO NOTHING
+        LIMIT $5
         """,
-        campaign_id,
         org,
         _uuid_or_none(filters.get("companyId")),
         _uuid_or_none(filters.get("pipelineId")),
         bool(audience.get("onlyNew")),
         limit,
+    )
+
+
+async def insert_scheduled(
+    conn: asyncpg.Connection,
+    campaign_id: uuid.UUID,
+    contact_ids: Sequence[uuid.UUID],
+    orders: Sequence[int],
+    accounts: Sequence[uuid.UUID],
+    channels: Sequence[str],
+    due: Sequence[datetime],
+    step: int,
+) -> int:
+    status = await conn.execute(
+        """
+        INSERT INTO campaign_participants (campaign_id, contact_id, bd_account_id, channel_id, next_send_at, status,
+                                           current_step, enqueue_order)
+        SELECT $1, u.contact, u.account, u.channel, u.due, 'pending', $7, u.position
+        FROM unnest($2::uuid[], $3::int[], $4::uuid[], $5::varchar[], $6::timestamptz[])
+             AS u (contact, position, account, channel, due)
+        ON CONFLICT (campaign_id, contact_id) DO NOTHING
+        """,
+        campaign_id,
+        list(contact_ids),
+        list(orders),
+        list(accounts),
+        list(channels),
+        list(due),
+        step,
     )
     return int(status.rsplit(" ", 1)[-1])
 

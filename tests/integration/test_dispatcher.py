@@ -380,3 +380,25 @@ async def test_dynamic_enrolment__a_lead_entering_the_stage_joins_the_running_ca
     await env.wait_sent(2)
     members = {r["contact_id"] for r in await env.participants(cid)}
     assert newcomer in members and other_stage not in members
+
+
+async def test_start__materialises_the_audience_from_filters_scheduled_in_one_go(nursery, store, org):
+    env = await start_env(nursery, store, org)
+    accounts = [await org.bd_account(), await org.bd_account()]
+    acme = await org.company("Acme")
+    in_company = await org.contacts(6, company_id=acme)
+    await org.contacts(3)  # other company: not in the audience
+    username_only = await org.contact(first_name="U", telegram_id=None, username="@u_only", company_id=acme)
+    await org.contact(first_name="Nobody", telegram_id=None, company_id=acme)  # unreachable: left out
+    taken = await env.campaign(accounts=accounts[:1], contacts=in_company[:2], steps=[{}])
+    audience = {"filters": {"companyId": str(acme)}, "onlyNew": True}
+    cid = await env.campaign(accounts=accounts, contacts=[], steps=[{}], audience=audience)
+    await env.api("POST", f"/api/campaigns/{cid}/start")
+    rows = await env.participants(cid)
+    assert {r["contact_id"] for r in rows} == {*in_company[2:], username_only}
+    assert all(r["next_send_at"] is not None and r["status"] == "pending" for r in rows)
+    assert sorted(sum(1 for r in rows if r["bd_account_id"] == a) for a in accounts) == [2, 3]
+    by_contact = {r["contact_id"]: r for r in rows}
+    assert by_contact[username_only]["channel_id"] == "u_only"
+    await env.wait_status(cid, "completed")
+    assert taken  # the other campaign only served to make those contacts "not new"
