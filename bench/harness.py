@@ -46,6 +46,7 @@ from campaignsvc.http.app import create_app
 from campaignsvc.http.context import Services
 from campaignsvc.integrations.messaging import MessagingClient
 from campaignsvc.storage import migrate, seed
+from campaignsvc.storage import store as store_module
 from campaignsvc.storage.store import Store, _init_connection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -498,7 +499,7 @@ _SPACES = re.compile(r"\s+")
 
 
 async def _logged_pool(settings: Settings, log: StatementLog) -> asyncpg.Pool:
-    """The pool ``Store.open`` makes, plus a query logger on every connection."""
+    """The pool ``Store.open`` makes (``storage/store.py``), plus a query logger on every connection."""
 
     async def init(conn: asyncpg.Connection) -> None:
         await _init_connection(conn)
@@ -509,6 +510,7 @@ async def _logged_pool(settings: Settings, log: StatementLog) -> asyncpg.Pool:
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         init=init,
+        reset=getattr(store_module, "_reset_nothing", None),  # as Store.open's pool, whatever it resets
         command_timeout=None,
         server_settings={"application_name": "campaignsvc", "statement_timeout": "30000", "TimeZone": "UTC"},
     )
