@@ -39,6 +39,7 @@ import httpx
 import trio
 from trio_asyncio import aio_as_trio
 
+from campaignsvc import heap
 from campaignsvc.actors.inbound import InboundHandler
 from campaignsvc.actors.supervisor import Supervisor
 from campaignsvc.config import Settings
@@ -533,6 +534,25 @@ async def open_store(settings: Settings, log: StatementLog | None = None) -> Asy
             await aio_as_trio(pool.close)()
 
 
+class RecordingMessaging(MessagingClient):
+    """The real Messaging client, noting per account when each call starts (monotonic clock).
+
+    R-THR-4 measures the gap between the starts of two sends of an account, and a send starts when
+    Messaging is called; arrival at the sandbox adds loopback and event-loop jitter on top."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            settings.messaging_service_url,
+            timeout_s=settings.messaging_timeout_s,
+            internal_auth_secret=settings.internal_auth_secret,
+        )
+        self.starts: dict[str, list[float]] = collections.defaultdict(list)
+
+    async def send(self, command: Any) -> Any:
+        self.starts[str(command.bd_account_id)].append(time.monotonic())
+        return await super().send(command)
+
+
 @contextlib.asynccontextmanager
 async def running_service(
     settings: Settings,
@@ -560,7 +580,10 @@ async def running_service(
                 inbound = InboundHandler(store, settings, tell=supervisor.tell)
                 services = Services(settings=settings, store=store, supervisor=supervisor, inbound=inbound)
                 client = create_app(services).test_client()
-                yield Service(store=store, settings=settings, supervisor=supervisor, client=client, org=org)
+                with heap.frozen_survivors() if supervise else contextlib.nullcontext():
+                    yield Service(
+                        store=store, settings=settings, supervisor=supervisor, client=client, org=org
+                    )
                 nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(5):

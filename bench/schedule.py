@@ -18,7 +18,7 @@ import datetime as dt
 import itertools
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import attrs
@@ -124,8 +124,9 @@ def participant_of(key: str | None) -> uuid.UUID | None:
     return uuid.UUID(key.split(_KEY, 1)[1].split(":", 1)[0])
 
 
-# run(settings, finished): run a dispatcher until ``await finished()`` returns, then stop it.
-Runner = Callable[[h.Settings, Callable[[], Awaitable[None]]], Awaitable[None]]
+# run(settings, finished, messaging): run a dispatcher sending through ``messaging`` until
+# ``await finished()`` returns, then stop it.
+Runner = Callable[[h.Settings, Callable[[], Awaitable[None]], h.RecordingMessaging], Awaitable[None]]
 
 
 async def observe(
@@ -157,8 +158,9 @@ async def observe(
     async def finished_and_watched() -> None:
         loop.update(await h.watch_loop(finished))
 
+    messaging = h.RecordingMessaging(settings)
     cpu = h.CpuWindow(sandbox_pid=box.pid).start()
-    await run(settings, finished_and_watched)
+    await run(settings, finished_and_watched, messaging)
     cpu_figures = cpu.stop()
     received = await box.received()
     async with h.running_service(settings, supervise=False) as svc:
@@ -167,7 +169,8 @@ async def observe(
         )
     offset = time.time() - time.monotonic()
     claimed = {r["campaign_participant_id"]: r["claimed_at"].timestamp() - offset for r in claims}
-    return judge(workload, due, received, window_end, claimed) | {"event_loop": loop, "cpu": cpu_figures}
+    figures = judge(workload, due, received, window_end, claimed, messaging.starts)
+    return figures | {"event_loop": loop, "cpu": cpu_figures}
 
 
 def judge(
@@ -176,10 +179,13 @@ def judge(
     received: list[dict[str, Any]],
     window_end: float,
     claimed: dict[uuid.UUID, float],
+    call_starts: dict[str, list[float]],
 ) -> dict[str, Any]:
-    """Lateness of on-time sends, gaps of every account and the excess of backlog accounts' gaps, all at
-    the sandbox; plus where the lateness comes from: due → claim transaction start (``claimed_at``,
-    the scheduler) and claim start → arrival at the sandbox (the claim and the HTTP call)."""
+    """Lateness of on-time sends and the excess of backlog accounts' gaps, at the sandbox; gaps of every
+    account between the starts of its Messaging calls (R-THR-4: a send starts when Messaging is called)
+    and, for comparison, between arrivals at the sandbox (which adds loopback and event-loop jitter);
+    plus where the lateness comes from: due → claim transaction start (``claimed_at``, the scheduler)
+    and claim start → arrival at the sandbox (the claim and the HTTP call)."""
     shape = workload.shape
     backlog = {str(a) for a in workload.backlog}
     lateness: list[float] = []
@@ -215,19 +221,13 @@ def judge(
             first_lateness.append(r["received_mono"] - at)
         else:
             later_lateness.append(r["received_mono"] - at)
-    gaps_all: list[float] = []
     excess_backlog: list[float] = []
-    violations = 0
-    violations_by = 0.0
     for account, times in arrivals.items():
         for a, b in itertools.pairwise(times):
-            gap = b - a
-            gaps_all.append(gap)
-            if gap < shape.gap_s:
-                violations += 1
-                violations_by = max(violations_by, shape.gap_s - gap)
             if account in backlog and a <= window_end:
-                excess_backlog.append(gap - shape.gap_s)
+                excess_backlog.append(b - a - shape.gap_s)
+    checked, violations, violations_by = _gaps_below(call_starts.values(), shape.gap_s)
+    _, arrival_violations, arrival_by = _gaps_below(arrivals.values(), shape.gap_s)
     claim_violations = sum(
         1 for times in claim_times.values() for a, b in itertools.pairwise(times) if b - a < shape.gap_s
     )
@@ -245,7 +245,9 @@ def judge(
         "sent_before_due": early,
         "gap_violations": violations,
         "gap_violation_worst_ms": round(violations_by * 1000, 2),
-        "gaps_checked": len(gaps_all),
+        "gaps_checked": checked,
+        "gaps_at_sandbox_below_gap": arrival_violations,
+        "gaps_at_sandbox_worst_shortfall_ms": round(arrival_by * 1000, 2),
         "gap_excess_when_waiting": h.ms_summary(excess_backlog),
         "lateness_parts": {
             "due_to_claim_start": h.ms_summary(due_to_claim),
@@ -254,6 +256,19 @@ def judge(
         },
         "unmatched_requests": unknown,
     }
+
+
+def _gaps_below(series: Iterable[list[float]], gap_s: float) -> tuple[int, int, float]:
+    """(gaps checked, gaps below ``gap_s``, the largest shortfall) over each account's sorted times."""
+    checked = below = 0
+    worst = 0.0
+    for times in series:
+        for a, b in itertools.pairwise(sorted(times)):
+            checked += 1
+            if b - a < gap_s:
+                below += 1
+                worst = max(worst, gap_s - (b - a))
+    return checked, below, worst
 
 
 def size_note(shape: Shape) -> str:
