@@ -33,7 +33,7 @@ class Settings:
     database_url: str | None = None
     data_dir: Path = Path(".campaignsvc")
     crm_schema: str = "standalone"
-    db_pool_min: int = 2
+    db_pool_min: int = 20
     db_pool_max: int = 20
     # Peers.
     messaging_service_url: str = "http://localhost:3003"
@@ -74,14 +74,17 @@ class Settings:
         """Read settings from ``env`` (default ``os.environ``); ``overrides`` win over the environment."""
         env = os.environ if env is None else env
         r = _Reader(env)
+        pool_max = r.integer("DB_POOL_MAX", 20, low=1, high=200)
         values: dict[str, Any] = dict(
             host=r.text("HOST", "0.0.0.0"),
             port=r.integer("PORT", 3012, low=0, high=65535),
             database_url=r.url("DATABASE_URL", ("postgres", "postgresql")),
             data_dir=Path(r.text("CAMPAIGNSVC_DATA_DIR", ".campaignsvc")),
             crm_schema=r.choice("CRM_SCHEMA", "standalone", CRM_SCHEMAS),
-            db_pool_min=r.integer("DB_POOL_MIN", 2, low=0, high=100),
-            db_pool_max=r.integer("DB_POOL_MAX", 20, low=1, high=200),
+            # Every connection is opened at start (the default): a connection opened under load costs a
+            # backend start and its first queries' planning, which the first sends after boot then waited for.
+            db_pool_min=r.integer("DB_POOL_MIN", pool_max, low=0, high=200),
+            db_pool_max=pool_max,
             messaging_service_url=r.url("MESSAGING_SERVICE_URL", ("http", "https"))
             or "http://localhost:3003",
             pipeline_service_url=r.url("PIPELINE_SERVICE_URL", ("http", "https")) or "http://localhost:3008",

@@ -105,3 +105,9 @@ def test_settings__unix_socket_database_url_is_accepted():
 
 def test_settings__overrides_win_over_environment():
     assert Settings.from_env({"PORT": "1"}, port=2).port == 2
+
+
+def test_settings__pool_opens_every_connection_at_start_unless_told():
+    assert Settings.from_env({}).db_pool_min == 20
+    assert Settings.from_env({"DB_POOL_MAX": "5"}).db_pool_min == 5
+    assert Settings.from_env({"DB_POOL_MAX": "5", "DB_POOL_MIN": "1"}).db_pool_min == 1
