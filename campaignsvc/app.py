@@ -22,6 +22,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from campaignsvc import heap
 from campaignsvc.actors.inbound import InboundHandler
 from campaignsvc.actors.leads import LeadCreator
 from campaignsvc.actors.supervisor import Supervisor
@@ -117,7 +118,9 @@ async def run_service(
             binds = await infrastructure.start(_serve_http, app, settings, shutdown, http_done)
             log.info("service.listening", urls=binds)
             task_status.started(binds)
-            await shutdown.wait()
+            with heap.frozen_survivors():
+                infrastructure.start_soon(heap.thaw_periodically)
+                await shutdown.wait()
             log.info("service.stopping")
             with trio.move_on_after(settings.shutdown_grace_s):
                 await http_done.wait()
