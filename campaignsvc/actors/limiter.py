@@ -106,7 +106,7 @@ class AccountLimiter:
         self._rng = rng or random.Random()
         self._load_settings = load_settings
         self._on_unblock = on_unblock
-        self._lanes: collections.OrderedDict[uuid.UUID, SendRequest] = collections.OrderedDict()
+        self._lanes: dict[uuid.UUID, SendRequest] = {}  # one request per campaign; order is in _rr
         self._rr: collections.deque[uuid.UUID] = collections.deque()  # campaigns in service order
         self._changed = trio.Event()
         self._reload_wanted = False

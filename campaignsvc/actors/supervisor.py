@@ -74,7 +74,9 @@ class Supervisor:
         self.campaigns: dict[uuid.UUID, _Running] = {}
         self.limiters: dict[uuid.UUID, AccountLimiter] = {}
         self.restarts: collections.Counter[str] = collections.Counter()
-        # Campaign actors starting at once (a boot with thousands active) read the database in turns.
+        # Actors starting at once read the database in turns: campaign actors at a boot with thousands
+        # active, limiters when thousands of accounts get their first work together. Unbounded, 10,000
+        # limiters loading at once waited out the pool's acquire timeout and crashed.
         self._boot = trio.CapacityLimiter(max(1, settings.db_pool_max // 2))
         self.state = "starting"
         self._messaging = messaging or MessagingClient(
@@ -246,7 +248,8 @@ class Supervisor:
         return limiter
 
     async def _load_account(self, bd_account_id: uuid.UUID) -> AccountSettings | None:
-        row = await self._store.run(accounts_db.limiter_state, bd_account_id, transaction=False)
+        async with self._boot:
+            row = await self._store.run(accounts_db.limiter_state, bd_account_id, transaction=False)
         if row is None:
             return AccountSettings(active=False, floor_s=self._settings.min_gap_s)
         return account_settings(row, self._settings, self._clock.now())
