@@ -181,6 +181,15 @@ class AccountLimiter:
         gap = self._next_gap[1] if self._next_gap is not None else self.settings.floor_s
         return self.settings.last_start + dt.timedelta(seconds=gap)
 
+    def next_start(self, now: dt.datetime) -> dt.datetime | None:
+        """When the account may send next, all rules taken together: the gap, a flood block, and the day's
+        cap once no campaign may send today. None: at once (or never, while restricted)."""
+        s = self.settings
+        candidates = [t for t in (self.next_allowed(), s.blocked_until) if t is not None and t > now]
+        if self.state == "daily_cap" and self.cap_until is not None and self.cap_until > now:
+            candidates.append(self.cap_until)
+        return max(candidates, default=None)
+
     def _defer(self, request: SendRequest, until: dt.datetime, reason: str) -> None:
         self._lanes.pop(request.plan.id, None)
         self._rr.remove(request.plan.id)
@@ -314,7 +323,7 @@ class AccountLimiter:
             "sentToday": self.sent_today(zone, now),
             "dailyCap": s.daily_cap,
             "lastSendAt": s.last_start,
-            "nextAllowedAt": self.next_allowed(),
+            "nextAllowedAt": self.next_start(now),
             "floorSeconds": s.floor_s,
             "queued": [str(cid) for cid in self._rr],
             "sendingParticipantId": str(self.sending.participant_id) if self.sending else None,

@@ -32,7 +32,10 @@ class AccountThrottle(BaseModel):
     sentToday: int
     dailyCap: int
     lastSendAt: dt.datetime | None
-    nextAllowedAt: dt.datetime | None
+    nextAllowedAt: dt.datetime | None = Field(
+        description="Earliest next send with the gap, a flood block and the day's cap taken together; "
+        "null: at once"
+    )
     floorSeconds: float
     queueDepth: dict[str, int] = Field(description="Participants due per campaign id")
     queued: list[uuid.UUID] = Field(
@@ -67,7 +70,7 @@ def _from_database(account: asyncpg.Record, sent_today: int, now: dt.datetime) -
         "sentToday": sent_today,
         "dailyCap": cap,
         "lastSendAt": None,
-        "nextAllowedAt": None,
+        "nextAllowedAt": blocked,
         "floorSeconds": settings.min_gap_s,
         "queueDepth": {},
         "queued": [],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import trio
@@ -234,6 +235,8 @@ async def test_throttle__shows_live_limiter_state_per_account(nursery, store, or
     env = await start_env(nursery, store, org)
     busy = await org.bd_account(display_name="Busy")
     await org.bd_account(display_name="Idle")
+    blocked_until = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(hours=2)
+    await org.bd_account(display_name="Blocked", flood_wait_until=blocked_until)
     contacts = await org.contacts(3)
     cid = await env.campaign(
         accounts=[busy], contacts=contacts, steps=[{}], audience={"sendDelaySeconds": 30}
@@ -248,6 +251,11 @@ async def test_throttle__shows_live_limiter_state_per_account(nursery, store, or
     assert rows["Busy"]["lastSendAt"] is not None
     assert sum(rows["Busy"]["sendsPerMinute"]) == 1
     assert rows["Idle"]["state"] == "idle" and rows["Idle"]["sentToday"] == 0
+    # An account without a running limiter is described from the database, its block included.
+    blocked = rows["Blocked"]
+    assert blocked["state"] == "flood_blocked"
+    assert blocked["nextAllowedAt"] == blocked["blockedUntil"]
+    assert dt.datetime.fromisoformat(blocked["blockedUntil"].replace("Z", "+00:00")) == blocked_until
 
 
 async def test_leads__created_once_on_first_send_and_announced(nursery, store, org):

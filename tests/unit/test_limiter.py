@@ -753,10 +753,11 @@ async def test_limiter__snapshot_reports_state_counts_and_sends_per_minute(autoj
     async with world.running():
         assert restricted.snapshot()["state"] == "restricted"
         shot = blocked.snapshot()
-        assert (shot["state"], shot["blockedUntil"], shot["blockReason"]) == (
+        assert (shot["state"], shot["blockedUntil"], shot["blockReason"], shot["nextAllowedAt"]) == (
             "flood_blocked",
             world.at(3_600),
             "flood_wait",
+            world.at(3_600),
         )
         assert shot["queued"] == [str(other.id)]
 
@@ -794,10 +795,11 @@ async def test_limiter__snapshot_reports_state_counts_and_sends_per_minute(autoj
 
         # The 25th send is the last of the day.
         await world.until(world.at(40 * 60))
-        assert snap("state", "sentToday", "capReachedUntil", "queued") == {
+        assert snap("state", "sentToday", "capReachedUntil", "nextAllowedAt", "queued") == {
             "state": "daily_cap",
             "sentToday": 25,
             "capReachedUntil": utc(2025, 6, 11, 0, 0),
+            "nextAllowedAt": utc(2025, 6, 11, 0, 0),
             "queued": [],
         }
         assert world.starts(limiter)[-1] == world.at(36 * 60)
