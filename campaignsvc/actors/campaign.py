@@ -269,6 +269,10 @@ class CampaignActor:
             if row.participant_id not in out:
                 self._known.add(row.participant_id)
                 heapq.heappush(self._heap, (row.due_at, next(self._seq), row))
+        # The accounts with work in the window get their limiter now, so each reads its account while
+        # the sends are still ahead instead of in front of the first one.
+        for account in {row.bd_account_id for row in rows}:
+            self._directory.limiter(account)
         full = len(rows) >= LOAD_LIMIT
         self._loaded_until = rows[-1].due_at if full else until
         self._anything_later = full or later is not None
