@@ -22,7 +22,7 @@ import attrs
 import trio
 
 from campaignsvc.actors.clock import Clock
-from campaignsvc.actors.limiter import AccountLimiter, SendRequest
+from campaignsvc.actors.limiter import CLAIM_LEAD, AccountLimiter, SendRequest
 from campaignsvc.config import Settings
 from campaignsvc.domain.campaign import WINDOW_JITTER_S, CampaignPlan, ParticipantUpdate
 from campaignsvc.logs import get_logger
@@ -171,7 +171,7 @@ class CampaignActor:
         if self._reload_at is None and self._safety_at is not None:
             candidates.append(self._safety_at)
         if self._heap:
-            candidates.append(self._heap[0][0])
+            candidates.append(self._heap[0][0] - CLAIM_LEAD)
         if self._reload_at is not None:
             candidates.append(self._reload_at)
         return min(candidates)
@@ -282,7 +282,8 @@ class CampaignActor:
 
     def _dispatch_due(self, now: dt.datetime) -> None:
         assert self.plan is not None
-        while self._heap and self._heap[0][0] <= now:
+        # Offered a claim's lead early: the limiter claims then and calls Messaging at the due time.
+        while self._heap and self._heap[0][0] - CLAIM_LEAD <= now:
             _, _, row = heapq.heappop(self._heap)
             if row.bd_account_id in self.busy:
                 self._parked[row.bd_account_id].append(row)

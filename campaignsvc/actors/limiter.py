@@ -34,6 +34,9 @@ from campaignsvc.logs import get_logger
 log = get_logger(__name__)
 UTC = ZoneInfo("UTC")
 _HOUR = dt.timedelta(hours=1)
+# A send is claimed this long before it may start, and its Messaging call then waits for the start: the
+# call starts on time instead of after the claim's round-trips. Campaigns offer due sends this early too.
+CLAIM_LEAD = dt.timedelta(milliseconds=100)
 
 
 @attrs.frozen
@@ -78,7 +81,11 @@ class AccountSettings:
 
 
 class Sender(Protocol):
-    async def send(self, limiter: AccountLimiter, request: SendRequest) -> SendReport: ...
+    async def send(
+        self, limiter: AccountLimiter, request: SendRequest, start_at: dt.datetime | None = None
+    ) -> SendReport:
+        """Claim now, call Messaging not before ``start_at``."""
+        ...
 
 
 # (request, until, reason): a request the limiter hands back to its campaign.
@@ -218,7 +225,9 @@ class AccountLimiter:
                 self._defer(request, until, "cap")
                 continue
             gap = self._gap_for(plan)
-            start_at = now if s.last_start is None else max(now, s.last_start + dt.timedelta(seconds=gap))
+            start_at = max(now, request.due_at)
+            if s.last_start is not None:
+                start_at = max(start_at, s.last_start + dt.timedelta(seconds=gap))
             # Checked when the send could start: a window that closes within the gap hands the request back
             # now instead of holding the account idle until then while other lanes wait.
             if not sched.is_open(schedule, start_at):
@@ -269,21 +278,22 @@ class AccountLimiter:
             if request is None:
                 await self._wait(start_at)
                 continue
-            if start_at is not None and start_at > now:
+            if start_at is not None and start_at - CLAIM_LEAD > now:
                 self.state = "waiting_gap"
-                await self._wait(start_at)
+                await self._wait(start_at - CLAIM_LEAD)
                 continue  # decide again: a lane may have changed, the window may have closed
-            await self._send(request)
+            await self._send(request, start_at)
 
-    async def _send(self, request: SendRequest) -> None:
+    async def _send(self, request: SendRequest, start_at: dt.datetime | None = None) -> None:
         # Served: the campaign leaves the rotation; its next offer joins at the back (round-robin).
         self._lanes.pop(request.plan.id, None)
         self._rr.remove(request.plan.id)
         self.state = "sending"
         self.sending = request
-        started = self._clock.now()
+        # The call's start unless the sender reports it: not before ``start_at``.
+        started = self._clock.now() if start_at is None else max(self._clock.now(), start_at)
         try:
-            report = await self._sender.send(self, request)
+            report = await self._sender.send(self, request, start_at)
         finally:
             self.sending = None
             self._send_done.set()

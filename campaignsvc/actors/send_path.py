@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
 
+import trio
+
 from campaignsvc import metrics
 from campaignsvc.actors.clock import Clock
 from campaignsvc.actors.limiter import AccountLimiter, SendReport, SendRequest
@@ -110,8 +112,12 @@ class DispatchSender:
         self._ai_text = ai_text
         self._rng = rng or random.Random()
 
-    async def send(self, limiter: AccountLimiter, request: SendRequest) -> SendReport:
+    async def send(
+        self, limiter: AccountLimiter, request: SendRequest, start_at: dt.datetime | None = None
+    ) -> SendReport:
         plan = request.plan
+        now = self._clock.now()
+        decided_at = now if start_at is None else max(now, start_at)
         schedule = plan.effective_schedule(limiter.settings.schedule)
         step = plan.steps[request.step]
         quarantine = dt.timedelta(seconds=self._settings.in_doubt_retry_after_s)
@@ -122,7 +128,7 @@ class DispatchSender:
             bd_account_id=request.bd_account_id,
             quarantine=quarantine,
             pipelines=sorted(conditions.pipelines_referenced(step.conditions)),
-            decide=partial(decide, plan, request.step, schedule, self._rng, self._clock.now(), self._ai_text),
+            decide=partial(decide, plan, request.step, schedule, self._rng, decided_at, self._ai_text),
         )
         free = partial(self._release, plan.id, request.participant_id, request.bd_account_id)
         match result:
@@ -162,6 +168,8 @@ class DispatchSender:
                 )
                 return SendReport(attempted=False)
             case dispatch.Claimed() as claimed:
+                if start_at is not None:
+                    await trio.sleep_until(self._clock.deadline(start_at))
                 return await self._call(request, claimed, schedule)
         raise AssertionError(f"unexpected claim result {result!r}")
 

@@ -125,7 +125,11 @@ class FakeSender:
         self.sent: list[Sent] = []
         self.finished: list[uuid.UUID] = []
 
-    async def send(self, limiter: AccountLimiter, request: SendRequest) -> SendReport:
+    async def send(
+        self, limiter: AccountLimiter, request: SendRequest, start_at: dt.datetime | None = None
+    ) -> SendReport:
+        if start_at is not None:  # the real sender claims first, then calls Messaging at the start
+            await trio.sleep_until(self.clock.deadline(start_at))
         index = len(self.sent)
         self.sent.append(
             Sent(
