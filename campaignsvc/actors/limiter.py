@@ -195,6 +195,9 @@ class AccountLimiter:
         candidates = [t for t in (self.next_allowed(), s.blocked_until) if t is not None and t > now]
         if self.state == "daily_cap" and self.cap_until is not None and self.cap_until > now:
             candidates.append(self.cap_until)
+        elif s.daily_cap and self.sent_today(s.timezone or UTC, now) >= s.daily_cap:
+            # At the account's cap with nothing offered yet: its next day starts at local midnight.
+            candidates.append(sched.next_local_midnight(s.timezone or UTC, now))
         return max(candidates, default=None)
 
     def _defer(self, request: SendRequest, until: dt.datetime, reason: str) -> None:

@@ -829,3 +829,16 @@ async def test_limiter__refused_sends_spend_the_gap_but_not_the_daily_cap(autoju
     assert all(b - a >= seconds(60) for a, b in itertools.pairwise(starts))
     assert limiter.snapshot()["sentToday"] == 3
     assert [d.reason for d in world.deferrals] == ["cap"]
+
+
+async def test_limiter__next_allowed_at_the_cap_is_the_accounts_next_local_midnight(autojump_clock):
+    world = World(utc(2025, 6, 10, 10, 0))
+    tokyo = ZoneInfo("Asia/Tokyo")  # 19:00 local: the next day starts at 15:00 UTC
+    starts = [world.at(-60 * i) for i in (3, 2, 1)]
+    at_cap = world.account(
+        open_settings(daily_cap=3, timezone=tokyo, last_start=starts[-1], recent_starts=starts)
+    )
+    async with world.running():
+        shot = at_cap.snapshot()
+        assert (shot["state"], shot["sentToday"]) == ("idle", 3)  # nothing offered yet
+        assert shot["nextAllowedAt"] == utc(2025, 6, 10, 15, 0)
