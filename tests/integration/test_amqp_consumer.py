@@ -207,8 +207,15 @@ async def test_consumer__cancelled_with_a_backlog_leaves_no_consumer_on_the_brok
         assert consumer.state() == "ok"
         _, consumers = await queue_counts(broker.url, broker.queue)
         assert consumers == 0
-    # Whatever was prefetched went back to the queue.
-    assert (await queue_counts(broker.url, broker.queue))[0] == len(events) - len(handler.handled)
+    # Whatever was prefetched goes back to the queue, and nothing is lost. The event handled just as the
+    # cancel landed may not have been acked yet: it comes back too, and the processed-events claim makes
+    # its redelivery a no-op. The broker requeues after answering the close, so the count may lag.
+    unhandled = len(events) - len(handler.handled)
+    ready = -1
+    with trio.move_on_after(5):
+        while (ready := (await queue_counts(broker.url, broker.queue))[0]) < unhandled:
+            await trio.sleep(0.05)
+    assert unhandled <= ready <= unhandled + 1
 
 
 async def test_consumer__resumes_after_the_broker_closes_its_connection(store, broker):
