@@ -30,10 +30,11 @@ class FieldError:
 
 class DomainInputError(CampaignsvcError):
     """A schedule, template or other definition given by a user is invalid; ``field_errors()`` says
-    where, for the 400 response."""
+    where, for the 400 response. Subclasses that know the field name it; by default the error stands
+    for the whole input."""
 
     def field_errors(self) -> list[FieldError]:
-        raise NotImplementedError
+        return [FieldError("", str(self))]
 
 
 def join(path: str, key: str | int) -> str:

@@ -105,11 +105,12 @@ def test_start(tmp_path: Path) -> None:
 
 
 def test_stats(tmp_path: Path) -> None:
-    if not (ROOT / "bench" / "stats_scale.py").exists():
-        pytest.skip("bench/stats_scale.py is not in this checkout")
     report = run_bench("stats", tmp_path)
     check_shape(report, "stats")
-    assert report["figures"]
+    figures = report["figures"]
+    assert figures["rows"]["participants"] > 0
+    assert figures["endpoints"]["stats"]["query"]["runs"] > 0
+    assert "without_0003_indexes" in report["baseline"]
 
 
 def test_footprint(tmp_path: Path) -> None:

@@ -50,3 +50,7 @@ def test_domain_errors__share_one_root_with_field_errors():
         assert isinstance(exc, DomainInputError)
         assert isinstance(exc, CampaignsvcError)
         assert len(exc.field_errors()) == 1
+
+
+def test_domain_input_error__without_a_field_stands_for_the_whole_input():
+    assert DomainInputError("not a schedule").field_errors() == [FieldError("", "not a schedule")]
