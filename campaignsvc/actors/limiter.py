@@ -192,12 +192,13 @@ class AccountLimiter:
         """When the account may send next, all rules taken together: the gap, a flood block, and the day's
         cap once no campaign may send today. None: at once (or never, while restricted)."""
         s = self.settings
+        zone = s.timezone or UTC
         candidates = [t for t in (self.next_allowed(), s.blocked_until) if t is not None and t > now]
         if self.state == "daily_cap" and self.cap_until is not None and self.cap_until > now:
             candidates.append(self.cap_until)
-        elif s.daily_cap and self.sent_today(s.timezone or UTC, now) >= s.daily_cap:
+        elif s.daily_cap and self.sent_today(zone, now) >= s.daily_cap:
             # At the account's cap with nothing offered yet: its next day starts at local midnight.
-            candidates.append(sched.next_local_midnight(s.timezone or UTC, now))
+            candidates.append(sched.next_local_midnight(zone, now))
         return max(candidates, default=None)
 
     def _defer(self, request: SendRequest, until: dt.datetime, reason: str) -> None:
@@ -281,20 +282,20 @@ class AccountLimiter:
             if request is None:
                 await self._wait(start_at)
                 continue
-            if start_at is not None and start_at - CLAIM_LEAD > now:
+            assert start_at is not None  # a chosen request always comes with its start
+            if start_at - CLAIM_LEAD > now:
                 self.state = "waiting_gap"
                 await self._wait(start_at - CLAIM_LEAD)
                 continue  # decide again: a lane may have changed, the window may have closed
             await self._send(request, start_at)
 
-    async def _send(self, request: SendRequest, start_at: dt.datetime | None = None) -> None:
+    async def _send(self, request: SendRequest, start_at: dt.datetime) -> None:
         # Served: the campaign leaves the rotation; its next offer joins at the back (round-robin).
         self._lanes.pop(request.plan.id, None)
         self._rr.remove(request.plan.id)
         self.state = "sending"
         self.sending = request
-        # The call's start unless the sender reports it: not before ``start_at``.
-        started = self._clock.now() if start_at is None else max(self._clock.now(), start_at)
+        started = max(self._clock.now(), start_at)  # the call's start, unless the sender reports it
         try:
             report = await self._sender.send(self, request, start_at)
         finally:

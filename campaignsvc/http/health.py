@@ -42,7 +42,7 @@ async def _checks(svc: Services) -> dict[str, Any]:
     db = "error"
     with trio.move_on_after(_DB_CHECK_TIMEOUT_S):
         try:
-            if await svc.store.fetchval("SELECT 1") == 1:
+            if await svc.store.ping():
                 db = "ok"
         except StorageError:
             db = "error"

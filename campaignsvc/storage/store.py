@@ -132,6 +132,10 @@ class Store:
     async def execute(self, sql: str, *args: Any) -> str:
         return await self.run(_execute, sql, args, transaction=False)
 
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        return await self.fetchval("SELECT 1") == 1
+
     def stats(self) -> dict[str, int]:
         return {
             "size": self.pool.get_size(),
