@@ -68,6 +68,11 @@ class _Placement:
     unreachable: list[uuid.UUID]
 
 
+def _midnight(zone: ZoneInfo, at: dt.datetime) -> dt.datetime:
+    """The start of ``at``'s day in ``zone``, in UTC: where that day's sends start counting."""
+    return dt.datetime.combine(at.astimezone(zone).date(), dt.time(), tzinfo=zone).astimezone(dt.UTC)
+
+
 async def _place(
     conn: asyncpg.Connection,
     plan: CampaignPlan,
@@ -105,20 +110,21 @@ async def _place(
 
     placed = _Placement([], [], [], [], first.index, unreachable)
     gap = plan.spread_gap_s(settings.min_gap_s)
-    for account, chosen in assigned.items():
-        if not chosen:
-            continue
-        row = by_id[account]
-        zone = account_zone(row) or (plan.schedule.tz if plan.schedule else UTC)
+    zones: dict[uuid.UUID, ZoneInfo] = {}
+    starts: dict[uuid.UUID, dt.datetime] = {}
+    for account in (a for a, chosen in assigned.items() if chosen):
+        zones[account] = account_zone(by_id[account]) or (plan.schedule.tz if plan.schedule else UTC)
         latest = loads.get(account, (0, None))[1]
-        start = first.at if latest is None else max(first.at, latest + dt.timedelta(seconds=gap))
-        midnight = dt.datetime.combine(start.astimezone(zone).date(), dt.time(), tzinfo=zone)
+        starts[account] = first.at if latest is None else max(first.at, latest + dt.timedelta(seconds=gap))
+    sent = await db.sent_since_each(conn, {a: _midnight(zones[a], starts[a]) for a in starts})
+    for account, start in starts.items():
+        row, chosen, zone = by_id[account], assigned[account], zones[account]
         times = sched.spread(
             start,
             len(chosen),
             gap_s=gap,
             daily_cap=plan.daily_cap(account_cap(row, settings)),
-            sent_today=await db.sent_since(conn, account, midnight.astimezone(dt.UTC)),
+            sent_today=sent[account],
             schedule=plan.effective_schedule(account_schedule(row)),
             day_tz=zone,
             rng=rng,
@@ -199,11 +205,16 @@ async def respread_overdue(
     accounts = {a["id"]: a for a in await db.sending_accounts(conn, plan.organization_id, list(per_account))}
     ids: list[uuid.UUID] = []
     due: list[dt.datetime] = []
+    zones = {
+        a: (account_zone(accounts[a]) if a in accounts else None)
+        or (plan.schedule.tz if plan.schedule else UTC)
+        for a in per_account
+    }
+    sent = await db.sent_since_each(conn, {a: _midnight(zone, now) for a, zone in zones.items()})
     for account, members in per_account.items():
         row = accounts.get(account)
         schedule = plan.effective_schedule(account_schedule(row) if row else None)
-        zone = (account_zone(row) if row else None) or (plan.schedule.tz if plan.schedule else UTC)
-        midnight = dt.datetime.combine(now.astimezone(zone).date(), dt.time(), tzinfo=zone)
+        zone = zones[account]
         times = sched.spread(
             now,
             len(members),
@@ -211,7 +222,7 @@ async def respread_overdue(
             daily_cap=plan.daily_cap(
                 account_cap(row, settings) if row else settings.max_sends_per_account_per_day
             ),
-            sent_today=await db.sent_since(conn, account, midnight.astimezone(dt.UTC)),
+            sent_today=sent[account],
             schedule=schedule,
             day_tz=zone,
             rng=rng,

@@ -4,7 +4,7 @@ due time — set-based, one statement per step of the procedure, whatever the au
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -197,15 +197,22 @@ async def account_loads(
     return {r["bd_account_id"]: (r["n"], r["latest"]) for r in rows}
 
 
-async def sent_since(conn: asyncpg.Connection, bd_account_id: uuid.UUID, since: datetime) -> int:
-    return await conn.fetchval(
+async def sent_since_each(
+    conn: asyncpg.Connection, since: Mapping[uuid.UUID, datetime]
+) -> dict[uuid.UUID, int]:
+    """Per account, the sends that count toward its daily cap since its own instant (its local midnight)."""
+    rows = await conn.fetch(
         """
-        SELECT count(*) FROM campaign_sends
-        WHERE bd_account_id = $1 AND claimed_at >= $2 AND status IN ('sent', 'sending', 'in_doubt')
+        SELECT u.id, count(s.id)::int AS n
+        FROM unnest($1::uuid[], $2::timestamptz[]) AS u (id, since)
+        LEFT JOIN campaign_sends s ON s.bd_account_id = u.id AND s.claimed_at >= u.since
+             AND s.status IN ('sent', 'sending', 'in_doubt')
+        GROUP BY u.id
         """,
-        bd_account_id,
-        since,
+        list(since),
+        list(since.values()),
     )
+    return {r["id"]: r["n"] for r in rows}
 
 
 async def apply_schedule(
