@@ -121,6 +121,9 @@ class AccountLimiter:
         self._starts: list[dt.datetime] = sorted(settings.recent_starts)  # send starts, last 48 h
         self.state = "idle"
         self.sending: SendRequest | None = None
+        # The request whose send raised: ``sending`` is reset on the way out, so the supervisor reads
+        # this to free the campaign's slot (reading ``sending`` after the reset stranded the account).
+        self.lost: SendRequest | None = None
         self._send_done = trio.Event()
         self.cap_until: dt.datetime | None = None
         self.window_until: dt.datetime | None = None
@@ -151,6 +154,11 @@ class AccountLimiter:
 
     def queued(self) -> dict[uuid.UUID, SendRequest]:
         return dict(self._lanes)
+
+    def take_lost(self) -> SendRequest | None:
+        """The request of the send that crashed the limiter, once (None when nothing was under way)."""
+        lost, self.lost = self.lost, None
+        return lost
 
     async def wait_send_done(self) -> None:
         """Return once no send of this account is under way."""
@@ -298,6 +306,9 @@ class AccountLimiter:
         started = max(self._clock.now(), start_at)  # the call's start, unless the sender reports it
         try:
             report = await self._sender.send(self, request, start_at)
+        except Exception:
+            self.lost = request
+            raise
         finally:
             self.sending = None
             self._send_done.set()

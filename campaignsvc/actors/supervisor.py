@@ -272,9 +272,8 @@ class Supervisor:
                     retry_in_s=delay,
                     error=str(exc),
                 )
-                lost = limiter.sending
+                lost = limiter.take_lost()
                 if lost is not None:
-                    limiter.sending = None
                     self._release(lost.plan.id, lost.participant_id, lost.bd_account_id, None)
                 limiter.reload()
                 await trio.sleep(delay)
