@@ -334,6 +334,14 @@ async def reset_progress(id: uuid.UUID) -> dict[str, Any]:
         who.require_manage(current["created_by_user_id"])
         if current["status"] == "active":
             raise conflict("Pause the campaign before resetting its progress")
+        # Resetting deletes the ledger; a send in flight or in doubt would lose its outcome (and an
+        # in-doubt message could go out again under a new key), as participant removal guards too.
+        unfinished = await db.unfinished_sends(conn, id)
+        if unfinished:
+            raise conflict(
+                f"{unfinished} send(s) of this campaign are unfinished (sending or in doubt); "
+                "reset its progress once their outcome is known"
+            )
         row = await db.reset_progress(conn, who.organization_id, id)
         if row is None:  # pragma: no cover - the row is locked above
             raise ApiError(409, "CONFLICT", "Campaign changed meanwhile, try again")

@@ -100,11 +100,20 @@ async def _plan(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> CampaignPla
     return CampaignPlan.from_rows(campaign, steps, reply_wait_hours=services().settings.reply_wait_hours)
 
 
+_FIRST_WAITS = "The first step cannot wait for a reply: nothing has been sent yet"
+
+
+def _first_step_sendable(plan: CampaignPlan) -> bool:
+    """Enrolment places each participant at the first step's due time; an ``after_reply`` first step
+    has none (sequences may be edited so while the campaign is paused or completed)."""
+    return isinstance(st.plan_first(plan.steps, dt.datetime.now(dt.UTC)), st.Due)
+
+
 def _check_startable(plan: CampaignPlan) -> None:
     if not st.visible_count(plan.steps):
         raise validation("Add at least one sequence step before starting the campaign")
-    if not isinstance(st.plan_first(plan.steps, dt.datetime.now(dt.UTC)), st.Due):
-        raise validation("The first step cannot wait for a reply: nothing has been sent yet")
+    if not _first_step_sendable(plan):
+        raise validation(_FIRST_WAITS)
     broken = [
         {"path": f"sequences.{i}", "message": str(plan.templates[s.template_id])}
         for i, s in enumerate(plan.steps)
@@ -278,6 +287,10 @@ async def add_participants(id: uuid.UUID, body: ParticipantsAdd) -> dict[str, An
         plan = await _plan(conn, id)
         if not st.visible_count(plan.steps):
             raise validation("Add at least one sequence step first")
+        if current["status"] != "draft" and not _first_step_sendable(plan):
+            # Added contacts are scheduled at once (and a completed campaign reopens), so refuse before
+            # inserting rather than leave participants that can never be sent to.
+            raise validation(_FIRST_WAITS + "; change the first step before adding contacts")
         inserted, eligible = await enrolment_db.add_contacts(conn, id, who.organization_id, requested)
         status = current["status"]
         message: object | None = None
@@ -416,7 +429,11 @@ async def remove_account(id: uuid.UUID, accountId: uuid.UUID) -> dict[str, Any]:
         await db.set_audience(conn, id, audience)
         moved = await db.detach_unstarted(conn, id, accountId)
         if moved and current["status"] != "draft":
-            await _enrol(conn, await _plan(conn, id))
+            plan = await _plan(conn, id)
+            # Without a sendable first step the moved participants stay unassigned; resuming requires
+            # one and places them then.
+            if _first_step_sendable(plan):
+                await _enrol(conn, plan)
         return {"ok": True, "reassignedParticipants": moved, "remainingBdAccountIds": remaining}
 
     result = await services().store.run(run)

@@ -290,6 +290,14 @@ async def duplicate(
     return copy
 
 
+async def unfinished_sends(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> int:
+    """Ledger rows whose outcome is not known yet (``sending``, ``in_doubt``)."""
+    return await conn.fetchval(
+        "SELECT count(*)::int FROM campaign_sends WHERE campaign_id = $1 AND status IN ('sending', 'in_doubt')",
+        campaign_id,
+    )
+
+
 async def reset_progress(
     conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID
 ) -> asyncpg.Record | None:
