@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-import zoneinfo
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from campaignsvc.domain.validation import parse_zone
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Channel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
@@ -62,13 +63,14 @@ class ScheduleIn(Passthrough):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError("must be an IANA time zone such as Europe/Berlin") from None
-        return value
+        if value is None or value == "":
+            return value  # no zone: UTC, as the dispatcher reads it
+        # The dispatcher's own reading (domain.validation.parse_zone): a name it would ignore, such as
+        # Factory or posix/..., is refused here instead of leaving a campaign without its window.
+        zone = parse_zone(value)
+        if zone is None:
+            raise ValueError("must be an IANA time zone such as Europe/Berlin")
+        return zone.key
 
 
 class BdAccountOut(BaseModel):
