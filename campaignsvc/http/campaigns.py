@@ -148,10 +148,10 @@ async def get_campaign(id: uuid.UUID) -> dict[str, Any]:
         if row is None:
             return None
         (detail,) = await _with_accounts(conn, who, [row])
-        detail["templates"] = [dict(r.items()) for r in await db.templates_of(conn, id)]
-        detail["sequences"] = [dict(r.items()) for r in await db.sequences_of(conn, id)]
+        detail["templates"] = [dict(r.items()) for r in await db.templates_of(conn, who.organization_id, id)]
+        detail["sequences"] = [dict(r.items()) for r in await db.sequences_of(conn, who.organization_id, id)]
         if row["status"] in ("draft", "paused"):
-            contacts = await db.selected_contacts(conn, id)
+            contacts = await db.selected_contacts(conn, who.organization_id, id)
             if contacts:
                 detail["selected_contacts"] = [dict(r.items()) for r in contacts]
         return detail

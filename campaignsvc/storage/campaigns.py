@@ -21,7 +21,7 @@ _KPIS = """
     v.total_converted_to_shared_chat, v.total_won, v.total_revenue
 """
 _KPI_JOINS = """
-    LEFT JOIN users u ON u.id = c.created_by_user_id
+    LEFT JOIN users u ON u.id = c.created_by_user_id AND u.organization_id = c.organization_id
     LEFT JOIN user_profiles up ON up.user_id = u.id
     LEFT JOIN LATERAL (
         SELECT count(*)::int AS total_participants,
@@ -39,7 +39,7 @@ _KPI_JOINS = """
         SELECT count(*) FILTER (WHERE cv.shared_chat_created_at IS NOT NULL)::int AS total_converted_to_shared_chat,
                count(*) FILTER (WHERE cv.won_at IS NOT NULL)::int AS total_won,
                COALESCE(sum(cv.revenue_amount) FILTER (WHERE cv.won_at IS NOT NULL), 0)::float8 AS total_revenue
-        FROM conversations cv WHERE cv.campaign_id = c.id
+        FROM conversations cv WHERE cv.campaign_id = c.id AND cv.organization_id = c.organization_id
     ) v ON true
 """
 
@@ -72,7 +72,7 @@ async def list_with_kpis(
                (SELECT count(*) FROM campaign_participants cp JOIN scope ON scope.id = cp.campaign_id
                  WHERE cp.status = 'replied')::int AS total_replied,
                (SELECT count(*) FROM conversations cv JOIN scope ON scope.id = cv.campaign_id
-                 WHERE cv.won_at IS NOT NULL)::int AS total_won
+                 WHERE cv.organization_id = $1 AND cv.won_at IS NOT NULL)::int AS total_won
         """,
         org,
         status,
@@ -114,33 +114,47 @@ async def get_with_kpis(
     )
 
 
-async def templates_of(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> list[asyncpg.Record]:
+# Rows the original service wrote may reference another organization's templates or contacts (its §7
+# allowed it): every join below names the organization, so such rows are never shown.
+
+
+async def templates_of(
+    conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID
+) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT * FROM campaign_templates WHERE campaign_id = $1 ORDER BY created_at, id", campaign_id
+        "SELECT * FROM campaign_templates WHERE campaign_id = $1 AND organization_id = $2 ORDER BY created_at, id",
+        campaign_id,
+        org,
     )
 
 
-async def sequences_of(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> list[asyncpg.Record]:
+async def sequences_of(
+    conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID
+) -> list[asyncpg.Record]:
     return await conn.fetch(
         """
         SELECT s.*, t.name AS template_name, t.channel, t.content
-        FROM campaign_sequences s JOIN campaign_templates t ON t.id = s.template_id
+        FROM campaign_sequences s JOIN campaign_templates t ON t.id = s.template_id AND t.organization_id = $2
         WHERE s.campaign_id = $1
         ORDER BY s.order_index, s.created_at, s.id
         """,
         campaign_id,
+        org,
     )
 
 
-async def selected_contacts(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> list[asyncpg.Record]:
+async def selected_contacts(
+    conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID
+) -> list[asyncpg.Record]:
     return await conn.fetch(
         """
         SELECT ct.id, ct.first_name, ct.last_name, ct.display_name, ct.username, ct.telegram_id, ct.email, ct.phone
-        FROM campaign_participants cp JOIN contacts ct ON ct.id = cp.contact_id
+        FROM campaign_participants cp JOIN contacts ct ON ct.id = cp.contact_id AND ct.organization_id = $2
         WHERE cp.campaign_id = $1
         ORDER BY cp.enqueue_order ASC NULLS LAST, cp.created_at ASC, cp.id
         """,
         campaign_id,
+        org,
     )
 
 
@@ -258,7 +272,7 @@ async def duplicate(
         WITH src AS (
             SELECT id, gen_random_uuid() AS new_id, name, channel, content, conditions, media_url, media_type,
                    media_metadata, variant_group, variant_weight, created_at
-            FROM campaign_templates WHERE campaign_id = $1
+            FROM campaign_templates WHERE campaign_id = $1 AND organization_id = $3
         ), ins AS (
             INSERT INTO campaign_templates (id, organization_id, campaign_id, name, channel, content, conditions,
                                             media_url, media_type, media_metadata, variant_group, variant_weight,
@@ -281,11 +295,13 @@ async def duplicate(
     await conn.execute(
         """
         INSERT INTO campaign_participants (campaign_id, contact_id, bd_account_id, status, current_step, enqueue_order)
-        SELECT $2, contact_id, bd_account_id, 'pending', 0, enqueue_order
-        FROM campaign_participants WHERE campaign_id = $1
+        SELECT $2, cp.contact_id, cp.bd_account_id, 'pending', 0, cp.enqueue_order
+        FROM campaign_participants cp JOIN contacts ct ON ct.id = cp.contact_id AND ct.organization_id = $3
+        WHERE cp.campaign_id = $1
         """,
         source["id"],
         copy["id"],
+        org,
     )
     return copy
 
