@@ -42,6 +42,8 @@ class Settings:
     rabbitmq_exchange: str = "events"
     rabbitmq_queue: str = "campaign-service"
     internal_auth_secret: str | None = None
+    # POST /api/campaigns/events: the credential of services that deliver events over HTTP.
+    events_ingest_secret: str | None = None
     messaging_timeout_s: float = 150.0
     # Throttling (original-v1 §1.1).
     min_gap_ms_same_bd_account: int = 360_000
@@ -56,6 +58,9 @@ class Settings:
     lease_seconds: int = 30
     # Templates (SPEC R-TPL-1): what the default {{ai.personalize}} stub renders.
     ai_personalize_text: str = ""
+    # Audience import (from-csv, from-usernames): the largest request body and the most rows one accepts.
+    csv_import_max_bytes: int = 5 * 1024 * 1024
+    csv_import_max_rows: int = 50_000
     # Operations.
     shutdown_grace_s: float = 10.0
     log_level: str = "info"
@@ -92,6 +97,7 @@ class Settings:
             rabbitmq_exchange=r.text("RABBITMQ_EXCHANGE", "events"),
             rabbitmq_queue=r.text("RABBITMQ_QUEUE", "campaign-service"),
             internal_auth_secret=r.text("INTERNAL_AUTH_SECRET", "") or None,
+            events_ingest_secret=r.text("EVENTS_INGEST_SECRET", "") or None,
             messaging_timeout_s=r.integer(
                 "CAMPAIGN_MESSAGING_HTTP_TIMEOUT_MS", 150_000, low=100, high=3_600_000
             )
@@ -110,6 +116,8 @@ class Settings:
             reply_wait_hours=r.number("REPLY_WAIT_HOURS", 168.0, low=0.0, high=8760.0),
             lease_seconds=r.integer("LEASE_SECONDS", 30, low=2, high=3600),
             ai_personalize_text=r.text("AI_PERSONALIZE_TEXT", ""),
+            csv_import_max_bytes=r.integer("CSV_IMPORT_MAX_BYTES", 5 * 1024 * 1024, low=1024, high=1 << 30),
+            csv_import_max_rows=r.integer("CSV_IMPORT_MAX_ROWS", 50_000, low=1, high=10_000_000),
             shutdown_grace_s=r.number("SHUTDOWN_GRACE_SECONDS", 10.0, low=0.0, high=600.0),
             log_level=r.choice("LOG_LEVEL", "info", LOG_LEVELS),
             log_format=r.choice("LOG_FORMAT", "json", LOG_FORMATS),
