@@ -107,6 +107,7 @@ class Poller:
             dispatch.claim,
             participant_id=row["id"],
             step=step,
+            step_key=plan.steps[step].key,
             bd_account_id=account,
             quarantine=dt.timedelta(seconds=self._settings.in_doubt_retry_after_s),
             pipelines=[],

@@ -167,6 +167,7 @@ async def _ledger_loop(dsn: str, workers: int, counter: h.StatementLog | None) -
                         conn,
                         participant_id=r["id"],
                         step=0,
+                        step_key=plan.steps[0].key,
                         bd_account_id=r["bd_account_id"],
                         quarantine=dt.timedelta(seconds=900),
                         pipelines=[],

@@ -24,7 +24,7 @@ import trio
 from campaignsvc.actors.clock import Clock
 from campaignsvc.actors.limiter import CLAIM_LEAD, AccountLimiter, SendRequest
 from campaignsvc.config import Settings
-from campaignsvc.domain.campaign import WINDOW_JITTER_S, CampaignPlan, ParticipantUpdate
+from campaignsvc.domain.campaign import CampaignPlan, ParticipantUpdate
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import dispatch, lifecycle
 from campaignsvc.storage.store import Store
@@ -209,7 +209,6 @@ class CampaignActor:
                     account,
                     until,
                     reason,
-                    WINDOW_JITTER_S,
                 )
                 log.info(
                     "campaign.account_deferred",

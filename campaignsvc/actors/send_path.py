@@ -125,6 +125,7 @@ class DispatchSender:
             dispatch.claim,
             participant_id=request.participant_id,
             step=request.step,
+            step_key=step.key,
             bd_account_id=request.bd_account_id,
             quarantine=quarantine,
             pipelines=sorted(conditions.pipelines_referenced(step.conditions)),

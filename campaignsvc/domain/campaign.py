@@ -57,6 +57,7 @@ def step_from_row(row: Mapping[str, Any]) -> st.Step:
         is_hidden=row["is_hidden"],
         template_id=row["template_id"],
         conditions=row["conditions"] or {},
+        key=row.get("step_key"),
     )
 
 
@@ -98,6 +99,8 @@ class CampaignPlan:
         steps = st.ordered(step_from_row(r) for r in step_rows)
         templates: dict[uuid.UUID, Template | TemplateError] = {}
         for r in step_rows:
+            if r["content"] is None:
+                continue  # no template of the campaign's organization: the step is skipped, never sent
             try:
                 templates[r["template_id"]] = parse(r["content"])
             except TemplateError as exc:

@@ -40,6 +40,9 @@ class Step:
     is_hidden: bool
     template_id: UUID
     conditions: dict[str, Any] = attrs.field(factory=dict, hash=False)
+    # The step's number in its campaign, given once and never reused (migration 0005): the ledger's
+    # ``sequence_step`` and the idempotency key use it, so editing the sequence never re-keys a sent step.
+    key: int | None = None
 
 
 @attrs.frozen
@@ -127,6 +130,48 @@ def reply_stops_sequence(steps: Iterable[Step], next_index: int) -> bool:
     seq = ordered(steps)
     nxt = _next_visible(seq, next_index)
     return nxt is None or seq[nxt].trigger_type != AFTER_REPLY
+
+
+@attrs.frozen
+class Reposition:
+    """How participants follow their step through an edit of the sequence (docs/semantics.md).
+
+    ``moved`` maps old positions to new positions of the same step (only those that change, plus the
+    end: participants past the last step stay past it). ``orphaned`` is the old position of a deleted
+    step and ``resume_at`` the new position of the first step that came after it (``len(after)`` when
+    none did). ``first_changed``: the first step is another one than before.
+    """
+
+    moved: dict[int, int]
+    orphaned: int | None
+    resume_at: int | None
+    first_changed: bool
+
+
+def reposition(before: Sequence[UUID], after: Sequence[UUID]) -> Reposition:
+    """Compare the step ids in sequence order before and after an edit (one step added, moved or
+    deleted). A participant's position is the step it waits for, so it follows that step's id."""
+    new_index = {step_id: i for i, step_id in enumerate(after)}
+    moved: dict[int, int] = {}
+    orphaned: int | None = None
+    resume_at: int | None = None
+    for old, step_id in enumerate(before):
+        if step_id not in new_index:
+            orphaned = old
+            survivors = [new_index[s] for s in before[old + 1 :] if s in new_index]
+            resume_at = survivors[0] if survivors else len(after)
+        elif new_index[step_id] != old:
+            moved[old] = new_index[step_id]
+    if len(before) != len(after):
+        moved[len(before)] = len(after)
+    first_changed = (before[:1] != after[:1]) and bool(after)
+    return Reposition(moved, orphaned, resume_at, first_changed)
+
+
+def plan_from(steps: Iterable[Step], index: int, since: datetime) -> Plan:
+    """What happens to a participant placed at position ``index`` at ``since``: the first visible step
+    from there, after its own delay (or a reply, or nothing left)."""
+    return _plan_from(ordered(steps), index, since)
 
 
 def visible_count(steps: Iterable[Step]) -> int:

@@ -20,20 +20,25 @@ import attrs
 from campaignsvc.domain.campaign import ParticipantUpdate
 
 
-def idempotency_key(campaign_id: uuid.UUID, participant_id: uuid.UUID, step: int) -> str:
-    """SPEC R-DEL-2: the key Messaging de-duplicates on."""
-    return f"campaign:{campaign_id}:participant:{participant_id}:step:{step}"
+def idempotency_key(campaign_id: uuid.UUID, participant_id: uuid.UUID, step_key: int) -> str:
+    """SPEC R-DEL-2: the key Messaging de-duplicates on. ``step_key`` is the step's own number
+    (``campaign_sequences.step_key``), not its position: moving a step never gives it a new key."""
+    return f"campaign:{campaign_id}:participant:{participant_id}:step:{step_key}"
 
 
 async def load_campaign(
     conn: asyncpg.Connection, campaign_id: uuid.UUID
 ) -> tuple[asyncpg.Record | None, list[asyncpg.Record]]:
     campaign = await conn.fetchrow("SELECT * FROM campaigns WHERE id = $1", campaign_id)
+    # A template of another organization (the original let a step point at any template) is not this
+    # campaign's: its step is loaded without text and skipped as "template missing", never sent.
     steps = await conn.fetch(
         """
         SELECT s.id, s.order_index, s.created_at, s.trigger_type, s.delay_hours, s.delay_minutes, s.is_hidden,
-               s.template_id, s.conditions, t.content
-        FROM campaign_sequences s JOIN campaign_templates t ON t.id = s.template_id
+               s.template_id, s.conditions, s.step_key, t.content
+        FROM campaign_sequences s
+        JOIN campaigns c ON c.id = s.campaign_id
+        LEFT JOIN campaign_templates t ON t.id = s.template_id AND t.organization_id = c.organization_id
         WHERE s.campaign_id = $1
         """,
         campaign_id,
@@ -191,12 +196,14 @@ async def claim(
     *,
     participant_id: uuid.UUID,
     step: int,
+    step_key: int,
     bd_account_id: uuid.UUID,
     quarantine: timedelta,
     pipelines: Sequence[uuid.UUID],
     decide: Decide,
 ) -> ClaimResult:
-    """Run inside a transaction. ``decide`` (pure) renders the text or skips the step."""
+    """Run inside a transaction. ``step`` is the participant's position, ``step_key`` that step's own
+    number (its ledger row and key). ``decide`` (pure) renders the text or skips the step."""
     # One read for everything the decision needs; the participant row lock serialises this claim with
     # replies, other claims of the participant and the recorder's update of it.
     p = await conn.fetchrow(
@@ -208,7 +215,7 @@ async def claim(
                        WHERE ap.campaign_id = cp.campaign_id AND ap.bd_account_id = cp.bd_account_id
                          AND (ap.paused_until IS NULL OR ap.paused_until > now())) AS account_paused,
                s.id AS send_id, s.status AS send_status, s.content AS send_content, s.claimed_at AS send_claimed_at,
-               s.message_id AS send_message_id,
+               s.message_id AS send_message_id, s.idempotency_key AS send_key,
                ct.first_name, ct.last_name, ct.display_name, ct.username, ct.email, ct.phone, ct.telegram_id,
                ct.deleted_at AS contact_deleted_at, ct.organization_id AS contact_organization_id,
                co.name AS company_name
@@ -216,13 +223,13 @@ async def claim(
         JOIN campaigns c ON c.id = cp.campaign_id
         LEFT JOIN campaign_sends s ON s.campaign_participant_id = cp.id AND s.sequence_step = $2
                                    AND s.idempotency_key IS NOT NULL
-        LEFT JOIN contacts ct ON ct.id = cp.contact_id
-        LEFT JOIN companies co ON co.id = ct.company_id
+        LEFT JOIN contacts ct ON ct.id = cp.contact_id AND ct.organization_id = c.organization_id
+        LEFT JOIN companies co ON co.id = ct.company_id AND co.organization_id = c.organization_id
         WHERE cp.id = $1
         FOR UPDATE OF cp
         """,
         participant_id,
-        step,
+        step_key,
     )
     if p is None:
         return NotDue("participant deleted")
@@ -258,7 +265,8 @@ async def claim(
             )
             return Claimed(
                 send_id=p["send_id"],
-                idempotency_key=idempotency_key(p["campaign_id"], participant_id, step),
+                # The key this row was first sent with, whatever the step's position or number now.
+                idempotency_key=p["send_key"],
                 content=p["send_content"],
                 contact_id=p["contact_id"],
                 channel_id=p["channel_id"],
@@ -294,7 +302,7 @@ async def claim(
             lead_stages=stages,
         )
     )
-    key = idempotency_key(p["campaign_id"], participant_id, step)
+    key = idempotency_key(p["campaign_id"], participant_id, step_key)
     if isinstance(decision, SkipStep):
         await conn.execute(
             """
@@ -305,7 +313,7 @@ async def claim(
             DO UPDATE SET status = 'skipped', metadata = EXCLUDED.metadata, completed_at = now()
             """,
             participant_id,
-            step,
+            step_key,
             key,
             p["campaign_id"],
             bd_account_id,
@@ -328,7 +336,7 @@ async def claim(
         SELECT id FROM claimed
         """,
         participant_id,
-        step,
+        step_key,
         key,
         decision.text,
         p["campaign_id"],
@@ -454,25 +462,32 @@ async def mark_leads_due(conn: asyncpg.Connection, participant_ids: Sequence[uui
 
 
 async def recover_unfinished(conn: asyncpg.Connection, quarantine: timedelta) -> int:
-    """After a crash: every ``sending`` row is in doubt; its participant waits out the quarantine."""
-    rows = await conn.fetch(
+    """After a crash: every ``sending`` row is in doubt; its participant, if still at that step, waits out
+    the quarantine. The row names its step by key; the participant by position: the position of the step
+    with that key (none when the step was deleted since)."""
+    return await conn.fetchval(
         """
-        UPDATE campaign_sends SET status = 'in_doubt'
-        WHERE status = 'sending' AND idempotency_key IS NOT NULL
-        RETURNING campaign_participant_id, sequence_step, claimed_at
-        """
-    )
-    for r in rows:
-        await conn.execute(
-            """
-            UPDATE campaign_participants SET next_send_at = $3, waiting_reason = 'in_doubt', updated_at = now()
-            WHERE id = $1 AND current_step = $2 AND status IN ('pending', 'sent')
-            """,
-            r["campaign_participant_id"],
-            r["sequence_step"],
-            r["claimed_at"] + quarantine,
+        WITH doubted AS (
+            UPDATE campaign_sends SET status = 'in_doubt'
+            WHERE status = 'sending' AND idempotency_key IS NOT NULL
+            RETURNING campaign_participant_id, sequence_step, claimed_at
+        ), waiting AS (
+            UPDATE campaign_participants cp
+            SET next_send_at = d.claimed_at + $1, waiting_reason = 'in_doubt', updated_at = now()
+            FROM doubted d
+            JOIN campaign_sequences k ON k.step_key = d.sequence_step
+            WHERE cp.id = d.campaign_participant_id AND k.campaign_id = cp.campaign_id
+              AND cp.status IN ('pending', 'sent')
+              AND cp.current_step = (
+                  SELECT count(*) FROM campaign_sequences o
+                  WHERE o.campaign_id = k.campaign_id
+                    AND (o.order_index, o.created_at, o.id) < (k.order_index, k.created_at, k.id))
+            RETURNING 1
         )
-    return len(rows)
+        SELECT count(*) FROM doubted
+        """,
+        quarantine,
+    )
 
 
 async def defer_account_in_campaign(
@@ -481,14 +496,15 @@ async def defer_account_in_campaign(
     bd_account_id: uuid.UUID,
     until: datetime,
     reason: str,
-    jitter_s: float,
 ) -> int:
-    """Move every participant of this campaign on this account that is due before ``until`` to ``until``
-    (plus jitter inside the window): one statement instead of one deferral per participant."""
+    """Move every participant of this campaign on this account that is due before ``until`` to ``until``:
+    one statement instead of one deferral per participant. ``until`` already carries the window's jitter
+    (the limiter placed it); adding more could push a send past a short window into the next day. The
+    account's gap spaces the moved participants out."""
     status = await conn.execute(
         """
         UPDATE campaign_participants
-        SET next_send_at = $3 + random() * make_interval(secs => $5), waiting_reason = $4, updated_at = now()
+        SET next_send_at = $3, waiting_reason = $4, updated_at = now()
         WHERE campaign_id = $1 AND bd_account_id = $2 AND status IN ('pending', 'sent')
           AND next_send_at IS NOT NULL AND next_send_at < $3
         """,
@@ -496,6 +512,5 @@ async def defer_account_in_campaign(
         bd_account_id,
         until,
         reason,
-        jitter_s,
     )
     return int(status.rsplit(" ", 1)[-1])

@@ -13,8 +13,12 @@ from typing import Any
 
 import asyncpg
 
+from campaignsvc.domain import steps as st
+from campaignsvc.domain.campaign import step_from_row
+
 _JOINED = """
-    SELECT s.*, t.name AS template_name, t.channel, t.content
+    SELECT s.id, s.campaign_id, s.order_index, s.template_id, s.delay_hours, s.delay_minutes, s.conditions,
+           s.created_at, s.updated_at, s.trigger_type, s.is_hidden, t.name AS template_name, t.channel, t.content
     FROM {source} s
     JOIN campaign_templates t ON t.id = s.template_id AND t.organization_id = $1
 """
@@ -96,6 +100,7 @@ async def create(
 ) -> asyncpg.Record:
     """Insert a step of a live campaign of ``org``; ``fields`` has every name of ``COLUMNS``."""
     _check(fields)
+    before = await _order(conn, campaign_id)
     names = ", ".join(fields)
     values = ", ".join(f"${i}" for i in range(3, len(fields) + 3))
     row = await conn.fetchrow(
@@ -113,6 +118,7 @@ async def create(
         *fields.values(),
     )
     assert row is not None, "the caller checked the campaign and the template"
+    await follow_steps(conn, campaign_id, before)
     return row
 
 
@@ -124,8 +130,9 @@ async def update(
     fields: dict[str, Any],
 ) -> asyncpg.Record | None:
     _check(fields)
+    before = await _order(conn, campaign_id)
     sets = "".join(f"{name} = ${i}, " for i, name in enumerate(fields, start=4))
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         f"""
         WITH s AS (
             UPDATE campaign_sequences s SET {sets}updated_at = now()
@@ -139,11 +146,15 @@ async def update(
         step_id,
         *fields.values(),
     )
+    if row is not None and "order_index" in fields:
+        await follow_steps(conn, campaign_id, before)
+    return row
 
 
 async def delete(
     conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID, step_id: uuid.UUID
 ) -> bool:
+    before = await _order(conn, campaign_id)
     done = await conn.fetchval(
         f"DELETE FROM campaign_sequences s WHERE s.id = $3 AND s.campaign_id = $2 AND {_LIVE_CAMPAIGN} "
         "RETURNING s.id",
@@ -151,7 +162,107 @@ async def delete(
         campaign_id,
         step_id,
     )
+    if done is not None:
+        await follow_steps(conn, campaign_id, before)
     return done is not None
+
+
+# --- participants follow their step through edits (docs/semantics.md, "Editing a sequence") ------------
+
+
+async def _order(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await conn.fetch(
+        f"SELECT s.id FROM campaign_sequences s WHERE s.campaign_id = $1 {_ORDER}", campaign_id
+    )
+    return [r["id"] for r in rows]
+
+
+async def follow_steps(conn: asyncpg.Connection, campaign_id: uuid.UUID, before: Sequence[uuid.UUID]) -> None:
+    """After one step was added, moved or deleted (same transaction, campaign locked, not active): every
+    participant keeps waiting for the same step at its new position. Those waiting for a deleted step move
+    on as if it had been skipped now; those who have received nothing yet start with the new first step.
+
+    Rows placed by a rule are first parked at ``-1 - position`` so that the position map, which speaks of
+    old positions, cannot move them a second time; the last statement turns them back."""
+    rows = await conn.fetch(
+        """
+        SELECT s.id, s.order_index, s.created_at, s.trigger_type, s.delay_hours, s.delay_minutes,
+               s.is_hidden, s.template_id, s.conditions, s.step_key, now() AS now
+        FROM campaign_sequences s WHERE s.campaign_id = $1
+        """,
+        campaign_id,
+    )
+    steps = st.ordered(step_from_row(r) for r in rows)
+    change = st.reposition(before, [s.id for s in steps])
+    if not rows:
+        if change.orphaned is not None:
+            # No step left: those who got something are done; the rest wait for a first step.
+            await conn.execute(
+                """
+                UPDATE campaign_participants SET status = 'completed', next_send_at = NULL, waiting_reason = NULL,
+                       current_step = 0, updated_at = now()
+                WHERE campaign_id = $1 AND status = 'sent'
+                """,
+                campaign_id,
+            )
+        return
+    now = rows[0]["now"]
+    if change.orphaned is not None and change.resume_at is not None:
+        plan = st.plan_from(steps, change.resume_at, now)
+        await _park(conn, campaign_id, change.orphaned, plan, len(steps))
+    if change.first_changed and change.orphaned != 0:
+        await _park(conn, campaign_id, 0, st.plan_from(steps, 0, now), len(steps), starting=True)
+    if change.moved:
+        olds, news = zip(*change.moved.items(), strict=True)
+        await conn.execute(
+            """
+            UPDATE campaign_participants cp SET current_step = m.new, updated_at = now()
+            FROM unnest($2::int[], $3::int[]) AS m (old, new)
+            WHERE cp.campaign_id = $1 AND cp.current_step = m.old
+            """,
+            campaign_id,
+            list(olds),
+            list(news),
+        )
+    await conn.execute(
+        "UPDATE campaign_participants SET current_step = -1 - current_step WHERE campaign_id = $1 AND current_step < 0",
+        campaign_id,
+    )
+
+
+async def _park(
+    conn: asyncpg.Connection,
+    campaign_id: uuid.UUID,
+    at_step: int,
+    plan: st.Plan,
+    end: int,
+    *,
+    starting: bool = False,
+) -> None:
+    """Participants still going at position ``at_step`` take ``plan`` (parked at ``-1 - position``): a
+    step due after its delay from now (those who have not started keep a due time they have), a reply to
+    wait for, or the end. ``starting``: only those who have received nothing yet."""
+    match plan:
+        case st.Due(index=index, at=at):
+            due = "COALESCE(next_send_at, $4)" if starting else "$4"
+            values = f"current_step = -1 - $3::int, next_send_at = {due}, waiting_reason = NULL"
+            args: tuple[Any, ...] = (index, at)
+        case st.WaitReply(index=index):
+            values = "current_step = -1 - $3::int, next_send_at = NULL, waiting_reason = 'reply'"
+            args = (index,)
+        case _:
+            values = "current_step = -1 - $3::int, status = 'completed', next_send_at = NULL, waiting_reason = NULL"
+            args = (end,)
+    only = "AND status = 'pending' AND last_sent_at IS NULL" if starting else ""
+    await conn.execute(
+        f"""
+        UPDATE campaign_participants SET {values}, updated_at = now()
+        WHERE campaign_id = $1 AND current_step = $2 AND status IN ('pending', 'sent') {only}
+        """,
+        campaign_id,
+        at_step,
+        *args,
+    )
 
 
 async def stage_pipelines(

@@ -31,6 +31,7 @@ CAMPAIGN_TABLES = {
         "started_at": (TS, True, None),
         "completed_at": (TS, True, None),
         "status_reason": ("varchar(64)", True, None),
+        "step_keys_used": ("integer", False, "0"),
     },
     "campaign_templates": {
         "id": ("uuid", False, "gen_random_uuid()"),
@@ -60,6 +61,7 @@ CAMPAIGN_TABLES = {
         "trigger_type": ("varchar(20)", False, "'delay'"),
         "delay_minutes": ("integer", False, "0"),
         "is_hidden": ("boolean", False, "false"),
+        "step_key": ("integer", False, None),
     },
     "campaign_participants": {
         "id": ("uuid", False, "gen_random_uuid()"),
@@ -116,6 +118,7 @@ CAMPAIGN_INDEXES = {
     "campaign_templates_organization_id_index",
     "idx_templates_variant_group",
     "campaign_sequences_campaign_id_index",
+    "campaign_sequences_step_key",
     "campaign_participants_campaign_id_contact_id_unique",
     "campaign_participants_campaign_id_index",
     "campaign_participants_campaign_id_next_send_at_index",

@@ -21,6 +21,7 @@ from campaignsvc.domain.steps import (
     plan_first,
     plan_skip,
     reply_stops_sequence,
+    reposition,
     validate_step_timing,
     visible_count,
 )
@@ -260,3 +261,41 @@ def test_walking_a_sequence_sends_each_visible_step_once_in_order(steps, rnd):
         now = plan.at
         plan = plan_after(steps, plan.index, now)
     assert visited == [i for i, s in enumerate(seq) if not s.is_hidden]
+
+
+A, B, C, N = (UUID(int=n) for n in (1, 2, 3, 4))
+
+
+def test_reposition__a_swap_moves_both_steps_and_keeps_the_end():
+    change = reposition([A, B], [B, A])
+    assert change.moved == {0: 1, 1: 0}
+    assert change.orphaned is None and change.first_changed
+
+
+def test_reposition__an_insert_moves_the_steps_after_it_and_the_end():
+    change = reposition([A, B], [A, N, B])
+    assert change.moved == {1: 2, 2: 3}
+    assert change.orphaned is None and not change.first_changed
+
+
+def test_reposition__a_deleted_step_sends_its_participants_to_the_next_survivor():
+    change = reposition([A, B, C], [A, C])
+    assert change.moved == {2: 1, 3: 2}
+    assert (change.orphaned, change.resume_at) == (1, 1)
+
+
+def test_reposition__deleting_the_last_step_sends_its_participants_to_the_end():
+    change = reposition([A, B], [A])
+    assert (change.orphaned, change.resume_at) == (1, 1)
+    assert change.moved == {2: 1}
+
+
+def test_reposition__deleting_the_first_step_changes_the_first():
+    change = reposition([A, B], [B])
+    assert (change.orphaned, change.resume_at, change.first_changed) == (0, 0, True)
+    assert change.moved == {1: 0, 2: 1}
+
+
+def test_reposition__no_change():
+    change = reposition([A, B], [A, B])
+    assert change.moved == {} and change.orphaned is None and not change.first_changed
