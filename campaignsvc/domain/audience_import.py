@@ -12,6 +12,7 @@ text columns are first and last name). Rows are deduplicated by Telegram id, use
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -354,6 +355,22 @@ def _is_header(record: Record) -> bool:
     )
 
 
+class TooManyRows(ValueError):
+    """The input holds more data rows than one import accepts (``CSV_IMPORT_MAX_ROWS``)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} rows")
+        self.limit = limit
+
+
+def _bounded(items: Iterable[Record], max_rows: int | None) -> Iterator[Record]:
+    """The data rows as they are read; the parse stops at the first row past the limit."""
+    for count, item in enumerate(items, start=1):
+        if max_rows is not None and count > max_rows:
+            raise TooManyRows(max_rows)
+        yield item
+
+
 def _layout(records: list[Record], has_header: bool) -> tuple[dict[str, int], list[Record]]:
     """The columns to read and the records holding data. ``has_header`` is a hint: a first row that names
     known columns is a header either way, and a "header" that names no identifier column but reads as
@@ -371,9 +388,23 @@ def _layout(records: list[Record], has_header: bool) -> tuple[dict[str, int], li
     return columns, records
 
 
-def parse_contacts_csv(content: str, *, has_header: bool = True) -> ImportPlan:
-    records = [r for r in read_records(content) if not _blank(r)]
-    columns, data = _layout(records, has_header)
+_LAYOUT_SAMPLE = 500  # the error-free records detect_columns judges from
+
+
+def parse_contacts_csv(content: str, *, has_header: bool = True, max_rows: int | None = None) -> ImportPlan:
+    """Records are read as a stream: only the first ones are held to decide the layout, and a file with
+    more than ``max_rows`` data rows raises :class:`TooManyRows` as soon as the row after the limit is
+    read."""
+    records = (r for r in read_records(content) if not _blank(r))
+    head: list[Record] = []
+    readable = 0
+    for record in records:
+        head.append(record)
+        readable += record.error is None
+        if readable >= _LAYOUT_SAMPLE:
+            break
+    columns, head_data = _layout(head, has_header)
+    data = _bounded(itertools.chain(head_data, records), max_rows)
     out = _Collector()
     for record in data:
         if record.error is not None:
@@ -387,15 +418,20 @@ def parse_contacts_csv(content: str, *, has_header: bool = True) -> ImportPlan:
     return out.plan()
 
 
-def parse_username_list(text: str) -> ImportPlan:
+def parse_username_list(text: str, *, max_rows: int | None = None) -> ImportPlan:
     """One username or Telegram id per line (commas and semicolons also separate); ``@`` and t.me links
-    are accepted. Invalid tokens are sampled as typed (at most 64 characters each)."""
+    are accepted. Invalid tokens are sampled as typed (at most 64 characters each). More than
+    ``max_rows`` tokens raise :class:`TooManyRows`."""
     out = _Collector()
+    tokens = 0
     for number, line in enumerate(_LINE_BREAK.split(text.removeprefix("\ufeff")), start=1):
         for raw in re.split(r"[,;]", line):
             token = raw.strip()
             if not token:
                 continue
+            tokens += 1
+            if max_rows is not None and tokens > max_rows:
+                raise TooManyRows(max_rows)
             telegram_id = telegram_id_of(token)
             username = None if telegram_id else username_of(token)
             if telegram_id is None and username is None:

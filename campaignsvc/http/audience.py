@@ -14,15 +14,20 @@ from typing import Any
 
 import asyncpg
 import trio
-from quart import Blueprint
+from quart import Blueprint, request
 
 from campaignsvc.actors.messages import ParticipantsChanged
-from campaignsvc.domain.audience_import import ImportPlan, parse_contacts_csv, parse_username_list
+from campaignsvc.domain.audience_import import (
+    ImportPlan,
+    TooManyRows,
+    parse_contacts_csv,
+    parse_username_list,
+)
 from campaignsvc.errors import UniqueViolation
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
-from campaignsvc.http.errors import conflict, not_found
+from campaignsvc.http.errors import ApiError, conflict, not_found, validation
 from campaignsvc.http.models.audience import (
     BulkAdded,
     CsvImport,
@@ -38,6 +43,41 @@ from campaignsvc.storage import campaigns as campaigns_db
 bp = Blueprint("audience", __name__, url_prefix="/api/campaigns")
 
 MAX_SAMPLES = 10
+_IMPORTS = ("audience.import_csv", "audience.import_usernames")
+
+
+@bp.before_request
+async def _bounded_body() -> None:
+    """An import's body is read chunk by chunk and refused with 413 as soon as it passes
+    CSV_IMPORT_MAX_BYTES, before it is parsed (or held whole in memory)."""
+    if request.endpoint not in _IMPORTS:
+        return
+    limit = services().settings.csv_import_max_bytes
+    too_large = ApiError(
+        413, "PAYLOAD_TOO_LARGE", f"The import is larger than {limit} bytes (CSV_IMPORT_MAX_BYTES); split it"
+    )
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.body:
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    # The endpoint wrapper reads the body again: hand it what was read.
+    request.body = request.body_class(None, None)
+    request.body.set_result(b"".join(chunks))
+
+
+async def _parse(parse: Callable[..., ImportPlan], *args: Any, **kw: Any) -> ImportPlan:
+    limit = services().settings.csv_import_max_rows
+    try:
+        # Parsing 5 MB of CSV takes about a second: off the event loop.
+        return await trio.to_thread.run_sync(functools.partial(parse, *args, max_rows=limit, **kw))
+    except TooManyRows:
+        raise validation(
+            f"The import has more than {limit} rows (CSV_IMPORT_MAX_ROWS); split it into smaller files"
+        ) from None
 
 
 async def _import(campaign_id: uuid.UUID, plan: ImportPlan, deleted_sample: Callable[[Any], str]) -> dict:
@@ -69,13 +109,10 @@ async def _import(campaign_id: uuid.UUID, plan: ImportPlan, deleted_sample: Call
     summary="Match or create contacts from a CSV file (returns their ids; adds no participants)",
     body=CsvImport,
     response=ImportResult,
-    errors=(404, 409),
+    errors=(404, 409, 413),
 )
 async def import_csv(id: uuid.UUID, body: CsvImport) -> dict:
-    # Parsing 5 MB of CSV takes about a second: off the event loop.
-    plan = await trio.to_thread.run_sync(
-        functools.partial(parse_contacts_csv, body.content, has_header=body.hasHeader)
-    )
+    plan = await _parse(parse_contacts_csv, body.content, has_header=body.hasHeader)
     return await _import(
         id, plan, lambda row: f"line {row.line}: telegram id {row.telegram_id} belongs to a deleted contact"
     )
@@ -88,10 +125,10 @@ async def import_csv(id: uuid.UUID, body: CsvImport) -> dict:
     summary="Match or create contacts from a list of usernames or Telegram ids (adds no participants)",
     body=UsernameImport,
     response=ImportResult,
-    errors=(404, 409),
+    errors=(404, 409, 413),
 )
 async def import_usernames(id: uuid.UUID, body: UsernameImport) -> dict:
-    plan = await trio.to_thread.run_sync(parse_username_list, body.text)
+    plan = await _parse(parse_username_list, body.text)
     return await _import(id, plan, lambda row: row.telegram_id)
 
 

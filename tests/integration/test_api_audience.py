@@ -427,3 +427,46 @@ async def test_remove__tenancy_roles_and_ids(client, org, store):
     await store.execute("UPDATE campaigns SET deleted_at = now() WHERE id = $1", uuid.UUID(gone))
     assert (await _delete(client, org, f"/api/campaigns/{gone}/participants"))[0] == 404
     assert await store.fetchval("SELECT count(*) FROM campaign_participants") == 3
+
+
+# --- limits -------------------------------------------------------------------------------------------
+
+
+def _limited(services, **settings):
+    import attrs
+
+    from campaignsvc.http.app import create_app
+
+    return create_app(
+        attrs.evolve(services, settings=attrs.evolve(services.settings, **settings))
+    ).test_client()
+
+
+async def test_limits__a_body_past_csv_import_max_bytes_is_413_and_nothing_is_imported(services, org, store):
+    client = _limited(services, csv_import_max_bytes=2048)
+    cid = await _campaign(client, org)
+    content = "telegram_id\n" + "".join(f"{100000 + i}\n" for i in range(400))  # ~2.8 kB
+    for path, body in ((CSV, {"content": content}), (USERNAMES, {"text": content})):
+        status, error = await _post(client, org, path.format(cid), body)
+        assert status == 413, error
+        assert error["code"] == "PAYLOAD_TOO_LARGE" and "CSV_IMPORT_MAX_BYTES" in error["error"]
+    small = "telegram_id\n111\n"
+    assert (await _post(client, org, CSV.format(cid), {"content": small}))[0] == 200
+    assert await store.fetchval("SELECT count(*) FROM contacts WHERE organization_id = $1", org.id) == 1
+
+
+async def test_limits__more_rows_than_csv_import_max_rows_is_400_with_the_limit(services, org, store):
+    client = _limited(services, csv_import_max_rows=3)
+    cid = await _campaign(client, org)
+    status, error = await _post(
+        client, org, CSV.format(cid), {"content": "telegram_id\n1001\n1002\n1003\n1004\n"}
+    )
+    assert status == 400 and "more than 3 rows" in error["error"], error
+    status, error = await _post(
+        client, org, USERNAMES.format(cid), {"text": "alice_1\nbob_22\ncarol_3\ndave_44"}
+    )
+    assert status == 400 and "CSV_IMPORT_MAX_ROWS" in error["error"], error
+    assert await store.fetchval("SELECT count(*) FROM contacts WHERE organization_id = $1", org.id) == 0
+    # Exactly the limit (a header and blank lines are not rows) is accepted.
+    status, body = await _post(client, org, CSV.format(cid), {"content": "telegram_id\n1001\n\n1002\n1003\n"})
+    assert (status, body["created"]) == (200, 3)

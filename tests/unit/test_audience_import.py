@@ -437,3 +437,21 @@ def test_csv__a_header_of_unknown_names_is_skipped_not_reported():
     plan = parse_contacts_csv("Client,Note\nAcme,12345\n", has_header=True)
     assert [(r.first_name, r.telegram_id) for r in plan.rows] == [("Acme", "12345")]
     assert plan.invalid == 0
+
+
+def test_row_limit__stops_the_parse_at_the_first_row_past_it():
+    from campaignsvc.domain.audience_import import TooManyRows
+
+    def lines():
+        yield "telegram_id\n"
+        for i in range(10):
+            yield f"{1000 + i}\n"
+
+    content = "".join(lines())
+    assert len(parse_contacts_csv(content, max_rows=10).rows) == 10
+    with pytest.raises(TooManyRows) as raised:
+        parse_contacts_csv(content, max_rows=9)
+    assert raised.value.limit == 9
+    with pytest.raises(TooManyRows):
+        parse_username_list("alice_1, bob_22\ncarol_3", max_rows=2)
+    assert len(parse_username_list("alice_1, bob_22", max_rows=2).rows) == 2
