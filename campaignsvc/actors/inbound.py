@@ -2,8 +2,10 @@
 
 - ``message.received``: the reply entry point. An inbound message from a contact marks the participant
   ``replied`` (no further sends) — or, when the participant waits for an ``after_reply`` step, releases
-  that step. Recorded whatever the campaign status; outbound echoes of the account's own messages and
-  service bots are ignored; the same event twice changes nothing (idempotent by event id).
+  that step. Recorded whatever the campaign's and the participant's status (failed becomes replied;
+  replied keeps its first reply) once the contact is answering the campaign (docs/semantics.md
+  "Replies"); outbound echoes of the account's own messages and service bots are ignored; the same
+  event twice changes nothing (idempotent by event id).
 - ``lead.created`` / ``lead.stage.changed``: dynamic enrolment into active campaigns watching that stage.
 - ``bd_account.flood.cleared`` / ``spam.restricted`` / ``spam.cleared``: the account's limiter re-reads
   its block; a restriction pauses the campaigns that have no other account.
@@ -165,6 +167,11 @@ class InboundHandler:
             if cid not in steps_cache:
                 steps_cache[cid] = st.ordered(step_from_row(r) for r in await replies.steps_of(conn, cid))
             steps = steps_cache[cid]
+            if row["status"] == "replied":
+                await replies.note_reply(conn, row["id"], replied_at)  # the first reply stays the reply
+                continue
+            # A failed participant that answers becomes replied like a completed one: retry-failed then
+            # leaves it out instead of messaging someone who already answered.
             open_ = row["status"] in ("pending", "sent")
             if open_ and row["next_send_at"] is None and row["waiting_reason"] == "reply":
                 due = st.on_reply(steps, row["current_step"], replied_at)

@@ -39,27 +39,38 @@ async def stop(
     )
 
 
+# When a participant's reply wait started: its last step sent or skipped, whichever is later — a skipped
+# step counts as sent at the skip (docs/semantics.md "Steps"), so a participant whose only steps so far
+# were skipped waits from the skip, not forever. Enrolment is the floor should neither exist.
+_WAIT_SINCE = """COALESCE(GREATEST(cp.last_sent_at,
+                                  (SELECT max(s.completed_at) FROM campaign_sends s
+                                   WHERE s.campaign_participant_id = cp.id AND s.idempotency_key IS NOT NULL
+                                     AND s.status = 'skipped')),
+                         cp.created_at)"""
+
+
 async def complete_if_done(
     conn: asyncpg.Connection, campaign_id: uuid.UUID, reply_wait: timedelta
 ) -> tuple[bool, datetime | None]:
     """R-LIFE-2: complete the campaign when no participant can still receive a message.
 
-    Participants waiting for a reply longer than ``reply_wait`` count as done (and become ``completed``).
-    Returns (completed now, when to look again because a reply wait runs out)."""
+    Participants waiting for a reply longer than ``reply_wait`` (counted by :data:`_WAIT_SINCE`) count as
+    done (and become ``completed``). Returns (completed now, when to look again because a reply wait
+    runs out)."""
     await conn.execute(
-        """
-        UPDATE campaign_participants SET status = 'completed', waiting_reason = NULL, updated_at = now()
+        f"""
+        UPDATE campaign_participants cp SET status = 'completed', waiting_reason = NULL, updated_at = now()
         WHERE campaign_id = $1 AND status IN ('pending', 'sent') AND next_send_at IS NULL
-          AND waiting_reason = 'reply' AND last_sent_at < now() - $2::interval
+          AND waiting_reason = 'reply' AND {_WAIT_SINCE} < now() - $2::interval
         """,
         campaign_id,
         reply_wait,
     )
     left = await conn.fetchrow(
-        """
+        f"""
         SELECT count(*) AS open,
-               min(last_sent_at) FILTER (WHERE next_send_at IS NULL AND waiting_reason = 'reply') AS oldest_wait
-        FROM campaign_participants
+               min({_WAIT_SINCE}) FILTER (WHERE next_send_at IS NULL AND waiting_reason = 'reply') AS oldest_wait
+        FROM campaign_participants cp
         WHERE campaign_id = $1 AND status IN ('pending', 'sent')
         """,
         campaign_id,

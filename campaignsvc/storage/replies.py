@@ -9,15 +9,43 @@ from datetime import datetime
 import asyncpg
 
 # Participants a reply can concern: every non-draft, non-deleted campaign (paused included: replies are
-# recorded whatever the status), participants that were sent at least one step.
+# recorded whatever the status), participants in any status. Which of them the contact is answering is
+# decided by :func:`_answering` after the rows are locked.
 _CANDIDATES = """
     SELECT cp.id, cp.campaign_id, cp.contact_id, cp.bd_account_id, cp.channel_id, cp.status, cp.current_step,
-           cp.next_send_at, cp.waiting_reason, cp.replied_at, c.organization_id, c.schedule,
+           cp.next_send_at, cp.waiting_reason, cp.replied_at, cp.last_sent_at, c.organization_id, c.schedule,
            c.lead_creation_settings, c.pipeline_id
     FROM campaign_participants cp JOIN campaigns c ON c.id = cp.campaign_id
     WHERE c.organization_id = $1 AND c.deleted_at IS NULL AND c.status <> 'draft'
-      AND cp.status IN ('pending', 'sent', 'completed') AND cp.last_sent_at IS NOT NULL
+      AND cp.status IN ('pending', 'sent', 'completed', 'failed', 'replied')
 """
+
+
+async def _answering(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[asyncpg.Record]:
+    """The locked rows whose contact is answering the campaign: a step was sent, a send is unfinished
+    (``sending`` or ``in_doubt``: it may have arrived), or the participant waits for the contact's message
+    (an ``after_reply`` step reached by skipping). A participant nothing was tried on yet is not answered.
+
+    The ledger is read here, in its own statement after the lock, not in the locking query: a claim
+    holding the participant's lock inserts its ``sending`` row in the same transaction, and a subquery of
+    the locking statement would not see that row once the lock is granted."""
+    unsent = [r["id"] for r in rows if r["last_sent_at"] is None and r["waiting_reason"] != "reply"]
+    unfinished: set[uuid.UUID] = set()
+    if unsent:
+        found = await conn.fetch(
+            """
+            SELECT DISTINCT campaign_participant_id AS id FROM campaign_sends
+            WHERE campaign_participant_id = ANY($1::uuid[]) AND idempotency_key IS NOT NULL
+              AND status IN ('sending', 'in_doubt')
+            """,
+            unsent,
+        )
+        unfinished = {r["id"] for r in found}
+    return [
+        r
+        for r in rows
+        if r["last_sent_at"] is not None or r["waiting_reason"] == "reply" or r["id"] in unfinished
+    ]
 
 
 async def contact_identity(
@@ -42,31 +70,38 @@ async def match_participants(
 ) -> list[asyncpg.Record]:
     """Tiered like the original: (a) same contact on the same account and chat; (b) same contact on the
     same account; (c) an identity alias on the same account (same Telegram id or username under another
-    contact row, or the chat itself). Rows are locked for the caller's transaction."""
+    contact row, or the chat itself). Only participants the contact is answering count, tier by tier.
+    Rows are locked for the caller's transaction."""
     if contact_id is not None and bd_account_id is not None and channel_id:
-        rows = await conn.fetch(
-            _CANDIDATES
-            + " AND cp.contact_id = $2 AND cp.bd_account_id = $3 AND cp.channel_id = $4 FOR UPDATE OF cp",
-            org,
-            contact_id,
-            bd_account_id,
-            channel_id,
+        rows = await _answering(
+            conn,
+            await conn.fetch(
+                _CANDIDATES
+                + " AND cp.contact_id = $2 AND cp.bd_account_id = $3 AND cp.channel_id = $4 FOR UPDATE OF cp",
+                org,
+                contact_id,
+                bd_account_id,
+                channel_id,
+            ),
         )
         if rows:
             return rows
     if contact_id is not None:
-        rows = await conn.fetch(
-            _CANDIDATES
-            + " AND cp.contact_id = $2 AND ($3::uuid IS NULL OR cp.bd_account_id = $3) FOR UPDATE OF cp",
-            org,
-            contact_id,
-            bd_account_id,
+        rows = await _answering(
+            conn,
+            await conn.fetch(
+                _CANDIDATES
+                + " AND cp.contact_id = $2 AND ($3::uuid IS NULL OR cp.bd_account_id = $3) FOR UPDATE OF cp",
+                org,
+                contact_id,
+                bd_account_id,
+            ),
         )
         if rows:
             return rows
     if bd_account_id is None or not channel_id:
         return []
-    return await conn.fetch(
+    rows = await conn.fetch(
         _CANDIDATES
         + """
           AND cp.bd_account_id = $2
@@ -84,6 +119,7 @@ async def match_participants(
         contact_telegram_id,
         contact_username,
     )
+    return await _answering(conn, rows)
 
 
 async def steps_of(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> list[asyncpg.Record]:
