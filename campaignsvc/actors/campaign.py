@@ -33,6 +33,9 @@ log = get_logger(__name__)
 
 HORIZON = dt.timedelta(seconds=60)
 LOAD_LIMIT = 2000
+# A full window is read again once fewer than a quarter of LOAD_LIMIT rows are still in memory, but not
+# sooner than REFILL_PAUSE after the last read (a window of rows all held at their accounts must not spin).
+REFILL_PAUSE = dt.timedelta(milliseconds=250)
 
 
 class Directory(Protocol):
@@ -100,6 +103,7 @@ class CampaignActor:
         self._reload_at: dt.datetime | None = None  # the next database read
         self._safety_at: dt.datetime | None = None  # the last read + CAMPAIGN_SEND_INTERVAL_MS
         self._loaded_until: dt.datetime | None = None  # every participant due by then is in memory
+        self._refill_at: dt.datetime | None = None  # the window was full: read on from then, once drained
         self._anything_later = True
         self.completed = False
 
@@ -147,7 +151,7 @@ class CampaignActor:
         log.info("campaign.running", campaign_id=str(self.campaign_id), steps=len(self.plan.steps))
         while True:
             now = self._clock.now()
-            if self._reload_at is not None and now >= self._reload_at:
+            if (self._reload_at is not None and now >= self._reload_at) or self._refill_due(now):
                 await self._reload(now)
             self._dispatch_due(now)
             wake_at = self._next_wake(now)
@@ -174,7 +178,15 @@ class CampaignActor:
             candidates.append(self._heap[0][0] - CLAIM_LEAD)
         if self._reload_at is not None:
             candidates.append(self._reload_at)
+        if self._refill_at is not None and self._in_memory() < LOAD_LIMIT // 4:
+            candidates.append(max(now, self._refill_at))
         return min(candidates)
+
+    def _in_memory(self) -> int:
+        return len(self._heap) + sum(len(rows) for rows in self._parked.values())
+
+    def _refill_due(self, now: dt.datetime) -> bool:
+        return self._refill_at is not None and now >= self._refill_at and self._in_memory() < LOAD_LIMIT // 4
 
     async def _receive_until(self, wake_at: dt.datetime) -> None:
         with trio.move_on_at(self._clock.deadline(wake_at)):
@@ -276,7 +288,11 @@ class CampaignActor:
         self._loaded_until = rows[-1].due_at if full else until
         self._anything_later = full or later is not None
         pause_end = await self._store.run(dispatch.earliest_pause_end, self.campaign_id, transaction=False)
-        wanted = [t for t in (self._loaded_until if full else later, pause_end) if t is not None]
+        # A full window of overdue rows ends in the past: reading again at its end re-read the same rows
+        # in a tight loop that never reached the inbox. Read on once they have mostly gone out instead.
+        self._refill_at = now + REFILL_PAUSE if full else None
+        ends = [t for t in (self._loaded_until, pause_end) if t is not None and t > now] if full else []
+        wanted = ends if full else [t for t in (later, pause_end) if t is not None]
         self._reload_at = min(wanted) if wanted else None
 
     def _dispatch_due(self, now: dt.datetime) -> None:
