@@ -26,3 +26,11 @@ SEND_LATENESS = Histogram(
 )
 ACCOUNT_BLOCKS = Counter("campaign_account_blocks_total", "BD account blocks by reason", ["reason"])
 ACTOR_RESTARTS = Counter("campaign_actor_restarts_total", "Crashed actors restarted", ["kind"])
+RECORDER_REJECTED = Counter(
+    "campaign_recorder_rejected_outcomes_total",
+    "Send outcomes PostgreSQL rejected, recorded in a minimal form",
+)
+STRANDED = Counter(
+    "campaign_stranded_participants_total",
+    "Participants found overdue and held by no actor, offered again by the reconciler",
+)

@@ -19,8 +19,9 @@ import asyncpg
 import attrs
 import trio
 
+from campaignsvc import metrics
 from campaignsvc.domain.campaign import ParticipantUpdate
-from campaignsvc.errors import StorageError
+from campaignsvc.errors import DatabaseUnavailable, QueryTimeout, SerializationConflict, StorageError
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import dispatch, outbox
 from campaignsvc.storage.store import Store
@@ -28,6 +29,12 @@ from campaignsvc.storage.store import Store
 log = get_logger(__name__)
 
 MAX_BATCH = 500
+# Failures that say "try again later", not "this row is wrong": the batch waits and is retried whole.
+_TRANSIENT = (DatabaseUnavailable, QueryTimeout, SerializationConflict)
+# Column lengths of what Messaging's answers fill in (migrations 0001/0002).
+CHANNEL_ID_MAX = 100  # campaign_participants.channel_id varchar(100)
+ERROR_CLASS_MAX = 32  # campaign_sends.error_class varchar(32)
+UNRECORDABLE = "the outcome could not be recorded as reported"
 
 
 @attrs.frozen
@@ -47,6 +54,56 @@ class Outcome:
     channel_id: str | None = None
     event: tuple[str, dict[str, Any]] | None = None
     lead_due: bool = False
+
+
+def _text(value: str | None, limit: int | None = None) -> str | None:
+    # PostgreSQL rejects NUL in text and jsonb; anything from outside may carry one.
+    if value is None:
+        return None
+    value = value.replace("\x00", "")
+    return value[:limit] if limit is not None else value
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_text(k) if isinstance(k, str) else k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def sanitised(o: Outcome) -> Outcome:
+    """The outcome with text from outside made storable: NUL removed, error class clipped to its column.
+    A channel id longer than its column is dropped (the participant keeps the one it had): a clipped id
+    would name another chat."""
+    channel = _text(o.channel_id)
+    return attrs.evolve(
+        o,
+        error=_text(o.error),
+        error_class=_text(o.error_class, ERROR_CLASS_MAX),
+        channel_id=channel if channel is None or len(channel) <= CHANNEL_ID_MAX else None,
+        update=attrs.evolve(o.update, last_error=_text(o.update.last_error)),
+        event=(o.event[0], _clean(o.event[1])) if o.event is not None else None,
+    )
+
+
+def minimal(o: Outcome) -> Outcome:
+    """What is left to record of an outcome PostgreSQL rejected: its ledger status and the participant's
+    next state, with every text from outside replaced."""
+    event = None
+    if o.event is not None:
+        keep = ("campaignId", "participantId", "bdAccountId", "step", "messageId", "contactId")
+        event = (o.event[0], {k: v for k, v in o.event[1].items() if k in keep})
+    return attrs.evolve(
+        o,
+        error=UNRECORDABLE if o.error is not None else None,
+        error_class=None,
+        channel_id=None,
+        update=attrs.evolve(o.update, last_error=UNRECORDABLE if o.update.last_error else None),
+        event=event,
+    )
 
 
 # (campaign id, participant id, account id, participant's new state or None): the slot is free again.
@@ -89,11 +146,15 @@ class Recorder:
         self._send, self._receive = trio.open_memory_channel[Outcome](math.inf)
         self.recorded = 0
         self.batches = 0
+        self.rejected = 0
+        # Participants whose outcome is handed in but not yet committed: still held, not stranded.
+        self.pending: set[uuid.UUID] = set()
         self._committed = trio.Event()  # replaced after every commit
 
     def record(self, outcome: Outcome) -> None:
         """Never blocks: the limiter must not wait for the database to pace the next send."""
-        self._send.send_nowait(outcome)
+        self.pending.add(outcome.participant_id)
+        self._send.send_nowait(sanitised(outcome))
 
     def backlog(self) -> int:
         return self._receive.statistics().current_buffer_used
@@ -111,15 +172,14 @@ class Recorder:
                 await self._commit(batch)
 
     async def _commit(self, batch: list[Outcome]) -> None:
-        delay = 0.1
-        while True:
-            try:
-                events = await self._store.run(_write, batch)
-                break
-            except StorageError as exc:
-                log.warning("recorder.retry", error=str(exc), outcomes=len(batch), in_s=delay)
-                await trio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        try:
+            events = await self._write_retrying(batch)
+        except StorageError as exc:
+            # A row PostgreSQL will never take must not hold back the others (nor every later batch).
+            log.warning("recorder.batch_rejected", error=str(exc), outcomes=len(batch))
+            events = 0
+            for o in batch:
+                events += await self._write_alone(o)
         self.recorded += len(batch)
         self.batches += 1
         if events:
@@ -127,9 +187,43 @@ class Recorder:
         if any(o.lead_due for o in batch):
             self._leads_due()
         for o in batch:
+            self.pending.discard(o.participant_id)
             self._release(o.campaign_id, o.participant_id, o.bd_account_id, o.update)
         self._committed.set()
         self._committed = trio.Event()
+
+    async def _write_retrying(self, batch: list[Outcome]) -> int:
+        """Write the batch, waiting out an unavailable database; other storage errors are raised."""
+        delay = 0.1
+        while True:
+            try:
+                return await self._store.run(_write, batch)
+            except _TRANSIENT as exc:
+                log.warning("recorder.retry", error=str(exc), outcomes=len(batch), in_s=delay)
+                await trio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _write_alone(self, o: Outcome) -> int:
+        try:
+            return await self._write_retrying([o])
+        except StorageError as exc:
+            error = str(exc)
+        self.rejected += 1
+        metrics.RECORDER_REJECTED.inc()
+        log.error(
+            "recorder.outcome_rejected",
+            campaign_id=str(o.campaign_id),
+            participant_id=str(o.participant_id),
+            ledger_status=o.ledger_status,
+            error=error,
+        )
+        try:
+            return await self._write_retrying([minimal(o)])
+        except StorageError as exc:
+            # Nothing of it can be written: the slot is still freed; the ledger row stays 'sending' and
+            # the participant due, which the boot recovery and the reconciler handle like a crash.
+            log.error("recorder.outcome_dropped", participant_id=str(o.participant_id), error=str(exc))
+            return 0
 
     async def drain(self, timeout_s: float) -> None:
         """Wait (bounded) until every outcome handed in so far is committed."""
