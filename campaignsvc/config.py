@@ -50,6 +50,11 @@ class Settings:
     max_sends_per_account_per_day: int = 20
     retry_429_after_minutes: int = 30
     send_interval_ms: int = 60_000
+    # Send-path integrity (docs/semantics.md, "Send-path integrity").
+    gap_safety_margin_ms: int = 20
+    stranded_after_s: float = 180.0
+    reconcile_interval_s: float = 30.0
+    account_refresh_s: float = 5.0
     # Delivery (SPEC R-DEL).
     in_doubt_retry_after_s: int = 900
     max_send_attempts: int = 5
@@ -110,6 +115,13 @@ class Settings:
             ),
             retry_429_after_minutes=r.integer("CAMPAIGN_429_RETRY_AFTER_MINUTES", 30, low=0, high=10_080),
             send_interval_ms=r.integer("CAMPAIGN_SEND_INTERVAL_MS", 60_000, low=100, high=86_400_000),
+            gap_safety_margin_ms=r.integer("CAMPAIGN_GAP_SAFETY_MARGIN_MS", 20, low=0, high=60_000),
+            stranded_after_s=r.integer("CAMPAIGN_STRANDED_AFTER_MS", 180_000, low=1000, high=86_400_000)
+            / 1000.0,
+            reconcile_interval_s=r.integer("CAMPAIGN_RECONCILE_INTERVAL_MS", 30_000, low=100, high=3_600_000)
+            / 1000.0,
+            account_refresh_s=r.integer("CAMPAIGN_ACCOUNT_REFRESH_MS", 5_000, low=100, high=3_600_000)
+            / 1000.0,
             in_doubt_retry_after_s=r.integer("IN_DOUBT_RETRY_AFTER_SECONDS", 900, low=0, high=604_800),
             max_send_attempts=r.integer("MAX_SEND_ATTEMPTS", 5, low=1, high=100),
             peer_flood_block_hours=r.number("PEER_FLOOD_BLOCK_HOURS", 24.0, low=0.0, high=720.0),

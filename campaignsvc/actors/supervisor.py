@@ -31,6 +31,7 @@ from campaignsvc.actors.messages import (
     CampaignDeactivated,
     ParticipantsChanged,
 )
+from campaignsvc.actors.reconciler import Reconciler
 from campaignsvc.actors.recorder import Recorder
 from campaignsvc.actors.send_path import DispatchSender
 from campaignsvc.config import Settings
@@ -87,6 +88,7 @@ class Supervisor:
         self.recorder = Recorder(
             store, release=self._release, events_written=events_written, leads_due=leads_due
         )
+        self.reconciler = Reconciler(self)
         self.sender = DispatchSender(
             store=store,
             messaging=self._messaging,
@@ -116,6 +118,7 @@ class Supervisor:
                     log.warning("supervisor.in_doubt_recovered", sends=recovered)
                 for campaign_id in await self._store.run(dispatch.active_campaign_ids, transaction=False):
                     self._start_campaign(campaign_id)
+                await nursery.start(self.reconciler.run)
                 self.state = "running"
                 task_status.started(self)
                 async for message in self._inbox:
@@ -280,6 +283,28 @@ class Supervisor:
 
     def events_written(self) -> None:
         self._events_written()
+
+    # --- for the reconciler --------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    def restart_stranded(self, campaign_id: uuid.UUID) -> None:
+        """The campaign has participants no actor holds: its actor reads them again (or starts)."""
+        running = self.campaigns.get(campaign_id)
+        if running is None:
+            self._start_campaign(campaign_id)
+        else:
+            running.actor.wake()
 
     # --- routing between actors ----------------------------------------------------------------------
 

@@ -95,3 +95,19 @@ async def unblock(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> None:
         """,
         bd_account_id,
     )
+
+
+async def settings_versions(
+    conn: asyncpg.Connection, bd_account_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """A digest of each account's sending rules (the ``bd_accounts`` columns its limiter reads), so a change
+    made by anyone — with or without touching ``updated_at`` — is seen by comparing digests."""
+    rows = await conn.fetch(
+        """
+        SELECT id, md5(row(is_active, timezone, working_hours_start, working_hours_end, working_days,
+                           max_dm_per_day, send_blocked_until, flood_wait_until, spam_restricted_at)::text) AS v
+        FROM bd_accounts WHERE id = ANY($1::uuid[])
+        """,
+        bd_account_ids,
+    )
+    return {r["id"]: r["v"] for r in rows}
