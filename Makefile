@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test browser lint format serve migrate sandbox bench clean
+.PHONY: demo test faults browser lint format serve migrate sandbox bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(STAMP)
 ## test: install, lint, then the whole suite (unit, integration, e2e) against local PostgreSQL and RabbitMQ
 test: $(STAMP) lint browser
 	$(BIN)/pytest $(ARGS)
+
+## faults: the fault tier alone (tests/faults/README.md), figures on stdout and in test-artifacts/faults/
+faults: $(STAMP)
+	$(BIN)/pytest tests/faults -s $(ARGS)
 
 ## browser: Debian's chromium for tests/e2e/test_dashboard_browser.py, installed once (needs root + apt-get)
 browser:

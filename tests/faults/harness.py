@@ -201,6 +201,7 @@ async def invariants(
     statuses = await stand.campaign_statuses(campaign_ids)
     figures = {
         "kills": stand.kills,
+        "participants": len(participants),
         "arrivals": len(received),
         "deliveries": len(messages),
         "duplicate_keys": sum(n - 1 for n in twice_keys.values()),
