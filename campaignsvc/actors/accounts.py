@@ -45,6 +45,7 @@ def account_settings(row: Mapping[str, Any], settings: Settings, now: dt.datetim
         schedule=account_schedule(row),
         daily_cap=account_cap(row, settings),
         floor_s=settings.min_gap_s,
+        margin_s=settings.gap_safety_margin_ms / 1000.0,
         active=bool(row.get("is_active", True)),
         blocked_until=max(blocked) if blocked else None,
         block_reason=row.get("block_reason") or (row.get("flood_reason") if blocked else None),

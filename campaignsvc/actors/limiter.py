@@ -72,6 +72,9 @@ class AccountSettings:
     schedule: sched.Schedule | None = None
     daily_cap: int = 20  # 0 = no cap
     floor_s: float = 360.0
+    # Added to every non-zero gap: calls that start exactly at the gap's end reached Messaging a few ms
+    # under it (loopback jitter); the gap is a promise about what Telegram sees (CAMPAIGN_GAP_SAFETY_MARGIN_MS).
+    margin_s: float = 0.0
     active: bool = True
     blocked_until: dt.datetime | None = None
     block_reason: str | None = None
@@ -239,7 +242,8 @@ class AccountLimiter:
             gap = self._gap_for(plan)
             start_at = max(now, request.due_at)
             if s.last_start is not None:
-                start_at = max(start_at, s.last_start + dt.timedelta(seconds=gap))
+                margin = s.margin_s if gap > 0 else 0.0
+                start_at = max(start_at, s.last_start + dt.timedelta(seconds=gap + margin))
             # Checked when the send could start: a window that closes within the gap hands the request back
             # now instead of holding the account idle until then while other lanes wait.
             if not sched.is_open(schedule, start_at):

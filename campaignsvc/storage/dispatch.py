@@ -356,11 +356,18 @@ async def claim(
 
 def _touch_account(param: str) -> str:
     """A CTE recording the account's last send start in the claim's own statement, so the gap survives a
-    restart at no extra round-trip (PostgreSQL runs a data-modifying CTE even when nothing reads it)."""
+    restart at no extra round-trip (PostgreSQL runs a data-modifying CTE even when nothing reads it).
+    The call starts up to the claim's lead (actors.limiter.CLAIM_LEAD) after the claim, so the latest the
+    call may start is recorded: a restart then never waits less than the gap after the call (the claim
+    time itself came back up to 100 ms early and the first gap after a restart was short)."""
+    start = f"now() + interval '{CLAIM_LEAD_MS} milliseconds'"
     return f"""touched AS (
-            INSERT INTO campaign_account_state (bd_account_id, last_send_at, updated_at) VALUES ({param}, now(), now())
-            ON CONFLICT (bd_account_id) DO UPDATE SET last_send_at = now(), updated_at = now()
+            INSERT INTO campaign_account_state (bd_account_id, last_send_at, updated_at) VALUES ({param}, {start}, now())
+            ON CONFLICT (bd_account_id) DO UPDATE SET last_send_at = {start}, updated_at = now()
         )"""
+
+
+CLAIM_LEAD_MS = 100  # equal to actors.limiter.CLAIM_LEAD (storage does not import actors)
 
 
 async def _reschedule(conn: asyncpg.Connection, participant_id: uuid.UUID, at: datetime, reason: str) -> None:
