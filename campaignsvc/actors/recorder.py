@@ -23,6 +23,7 @@ from campaignsvc import metrics
 from campaignsvc.domain.campaign import ParticipantUpdate
 from campaignsvc.errors import DatabaseUnavailable, QueryTimeout, SerializationConflict, StorageError
 from campaignsvc.logs import get_logger
+from campaignsvc.storage import accounts as accounts_db
 from campaignsvc.storage import dispatch, outbox
 from campaignsvc.storage.store import Store
 
@@ -54,6 +55,9 @@ class Outcome:
     channel_id: str | None = None
     event: tuple[str, dict[str, Any]] | None = None
     lead_due: bool = False
+    # When the Messaging call started (None: no call). The account's recorded last start becomes this
+    # exact instant, so a restart waits the gap from the call Telegram saw (docs/semantics.md).
+    call_started_at: dt.datetime | None = None
 
 
 def _text(value: str | None, limit: int | None = None) -> str | None:
@@ -125,6 +129,9 @@ async def _write(conn: asyncpg.Connection, batch: list[Outcome]) -> int:
         [dispatch.Advance(o.participant_id, o.step, o.update, o.last_sent_at, o.channel_id) for o in batch],
     )
     await dispatch.mark_leads_due(conn, [o.participant_id for o in batch if o.lead_due])
+    await accounts_db.record_call_starts(
+        conn, [(o.bd_account_id, o.call_started_at) for o in batch if o.call_started_at is not None]
+    )
     events = [(o.event[0], o.organization_id, o.event[1]) for o in batch if o.event is not None]
     await outbox.enqueue_many(conn, events)
     return len(events)

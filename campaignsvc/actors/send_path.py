@@ -130,6 +130,7 @@ class DispatchSender:
             quarantine=quarantine,
             pipelines=sorted(conditions.pipelines_referenced(step.conditions)),
             decide=partial(decide, plan, request.step, schedule, self._rng, decided_at, self._ai_text),
+            start_at=start_at,
         )
         free = partial(self._release, plan.id, request.participant_id, request.bd_account_id)
         match result:
@@ -209,6 +210,7 @@ class DispatchSender:
                 else None,
                 event=("campaign.message.sent", data),
                 lead_due=claimed.first_send and plan.lead_trigger == "on_first_send",
+                call_started_at=started,
             )
             return SendReport(attempted=True, started_at=started)
 
@@ -221,7 +223,12 @@ class DispatchSender:
             error_class=failure.error_class.value,
             reason=failure.reason,
         )
-        common = dict(send_id=claimed.send_id, error_class=failure.error_class.value, error=failure.reason)
+        common = dict(
+            send_id=claimed.send_id,
+            error_class=failure.error_class.value,
+            error=failure.reason,
+            call_started_at=started,
+        )
         if failure.error_class is delivery.ErrorClass.ACCOUNT:
             until, seconds = self._block_until(failure, now)
             update = ParticipantUpdate(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -111,3 +112,25 @@ async def settings_versions(
         bd_account_ids,
     )
     return {r["id"]: r["v"] for r in rows}
+
+
+async def record_call_starts(conn: asyncpg.Connection, starts: Sequence[tuple[uuid.UUID, datetime]]) -> None:
+    """The real start of each account's latest Messaging call, once its outcome is known. The claim wrote
+    the start it planned; the call started at that instant or a little after (the event loop's wake-up, or
+    a claim that ran late), so the later of the two stays: a restart never measures the gap from too early.
+    The later claim of the account's next send, if already committed, is later still and stays too."""
+    if not starts:
+        return
+    latest: dict[uuid.UUID, datetime] = {}
+    for account, at in starts:
+        latest[account] = max(at, latest.get(account, at))
+    await conn.execute(
+        """
+        INSERT INTO campaign_account_state (bd_account_id, last_send_at, updated_at)
+        SELECT u.account, u.at, now() FROM unnest($1::uuid[], $2::timestamptz[]) AS u (account, at)
+        ON CONFLICT (bd_account_id) DO UPDATE
+        SET last_send_at = GREATEST(campaign_account_state.last_send_at, EXCLUDED.last_send_at), updated_at = now()
+        """,
+        list(latest),
+        list(latest.values()),
+    )

@@ -201,6 +201,7 @@ async def claim(
     quarantine: timedelta,
     pipelines: Sequence[uuid.UUID],
     decide: Decide,
+    start_at: datetime | None = None,
 ) -> ClaimResult:
     """Run inside a transaction. ``step`` is the participant's position, ``step_key`` that step's own
     number (its ledger row and key). ``decide`` (pure) renders the text or skips the step."""
@@ -257,11 +258,12 @@ async def claim(
                 WITH retry AS (
                     UPDATE campaign_sends SET status = 'sending', attempts = attempts + 1, claimed_at = now()
                     WHERE id = $1 RETURNING attempts
-                ), {_touch_account("$2")}
+                ), {_touch_account("$2", "$3")}
                 SELECT attempts FROM retry
                 """,
                 p["send_id"],
                 bd_account_id,
+                start_at,
             )
             return Claimed(
                 send_id=p["send_id"],
@@ -332,7 +334,7 @@ async def claim(
             DO UPDATE SET status = 'sending', content = EXCLUDED.content, attempts = campaign_sends.attempts + 1,
                           claimed_at = now(), metadata = '{{}}'
             RETURNING id
-        ), {_touch_account("$6")}
+        ), {_touch_account("$6", "$7")}
         SELECT id FROM claimed
         """,
         participant_id,
@@ -341,6 +343,7 @@ async def claim(
         decision.text,
         p["campaign_id"],
         bd_account_id,
+        start_at,
     )
     return Claimed(
         send_id=send_id,
@@ -354,20 +357,17 @@ async def claim(
     )
 
 
-def _touch_account(param: str) -> str:
+def _touch_account(account: str, start_at: str) -> str:
     """A CTE recording the account's last send start in the claim's own statement, so the gap survives a
     restart at no extra round-trip (PostgreSQL runs a data-modifying CTE even when nothing reads it).
-    The call starts up to the claim's lead (actors.limiter.CLAIM_LEAD) after the claim, so the latest the
-    call may start is recorded: a restart then never waits less than the gap after the call (the claim
-    time itself came back up to 100 ms early and the first gap after a restart was short)."""
-    start = f"now() + interval '{CLAIM_LEAD_MS} milliseconds'"
+    The claim runs ahead of the call (actors.limiter.CLAIM_LEAD), so what it records is when the call will
+    start: the planned start, or now if the claim ran late (the call then starts at once). The outcome
+    writes the exact start afterwards (storage/accounts.record_call_starts)."""
+    start = f"GREATEST(now(), COALESCE({start_at}::timestamptz, now()))"
     return f"""touched AS (
-            INSERT INTO campaign_account_state (bd_account_id, last_send_at, updated_at) VALUES ({param}, {start}, now())
+            INSERT INTO campaign_account_state (bd_account_id, last_send_at, updated_at) VALUES ({account}, {start}, now())
             ON CONFLICT (bd_account_id) DO UPDATE SET last_send_at = {start}, updated_at = now()
         )"""
-
-
-CLAIM_LEAD_MS = 100  # equal to actors.limiter.CLAIM_LEAD (storage does not import actors)
 
 
 async def _reschedule(conn: asyncpg.Connection, participant_id: uuid.UUID, at: datetime, reason: str) -> None:

@@ -8,8 +8,7 @@ import uuid
 import trio
 
 from campaignsvc.actors.clock import TrioClock
-from campaignsvc.actors.limiter import CLAIM_LEAD, AccountLimiter, SendReport, SendRequest
-from campaignsvc.storage import dispatch
+from campaignsvc.actors.limiter import AccountLimiter, SendReport, SendRequest
 from tests.unit.test_limiter import make_plan, open_settings
 
 
@@ -47,8 +46,3 @@ async def test_gap__every_non_zero_gap_gets_the_safety_margin(autojump_clock):
         nursery.cancel_scope.cancel()
     gap = (sender.at[0] - last).total_seconds()
     assert gap >= plan.gap_min_s + 0.02
-
-
-def test_recorded_start__is_the_latest_the_call_may_start():
-    assert dt.timedelta(milliseconds=dispatch.CLAIM_LEAD_MS) == CLAIM_LEAD
-    assert f"interval '{dispatch.CLAIM_LEAD_MS} milliseconds'" in dispatch._touch_account("$1")
