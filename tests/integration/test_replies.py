@@ -4,6 +4,7 @@ Real database, real sandbox Messaging Service, replies through the real entry po
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import uuid
@@ -206,3 +207,49 @@ async def test_reply_wait_after_a_skip__counts_from_the_skip(nursery, store, org
     assert await store.run(lifecycle.complete_if_done, campaign, wait) == (True, None)
     (row,) = await env.participants(cid)
     assert row["status"] == "completed"
+
+
+async def _claim_held_until_a_reply_waits(conn, participant_id: uuid.UUID, campaign_id: uuid.UUID) -> None:
+    """A claim's transaction: the participant locked, its ``sending`` row written, not yet committed —
+    held until another transaction waits for the lock."""
+    await conn.execute("SELECT 1 FROM campaign_participants WHERE id = $1 FOR UPDATE", participant_id)
+    await conn.execute(
+        """
+        INSERT INTO campaign_sends (campaign_participant_id, sequence_step, status, idempotency_key, content,
+                                    campaign_id, attempts, claimed_at)
+        VALUES ($1, 0, 'sending', $2, 'Step 0', $3, 1, now())
+        """,
+        participant_id,
+        f"campaign:{campaign_id}:participant:{participant_id}:step:0",
+        campaign_id,
+    )
+    await conn.execute("SET LOCAL application_name = 'held-claim'")
+    while not await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    ):
+        await asyncio.sleep(0.01)
+
+
+async def test_reply_waiting_on_a_first_claim__counts_once_the_claim_commits(nursery, store, org):
+    env = await start_env(nursery, store, org)
+    account = await org.bd_account()
+    (contact,) = await org.contacts(1)
+    cid = await env.campaign(accounts=[account], contacts=[contact], steps=[{"delayHours": 1}, {}])
+    await env.api("POST", f"/api/campaigns/{cid}/start")
+    row = await _wait_row(env, cid, lambda r: r["next_send_at"] is not None)
+
+    async def claim() -> None:
+        await store.run(_claim_held_until_a_reply_waits, row["id"], uuid.UUID(cid))
+
+    async with trio.open_nursery() as both:
+        both.start_soon(claim)
+        with trio.fail_after(30):
+            while not await store.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'held-claim'"
+            ):
+                await trio.sleep(0.01)
+        effects = await _reply(env, row, account)
+        both.cancel_scope.cancel()  # a reply that did not wait for the claim leaves it holding
+    assert effects.replied == 1
+    (row,) = await env.participants(cid)
+    assert (row["status"], row["next_send_at"]) == ("replied", None)
