@@ -548,9 +548,9 @@ class RecordingMessaging(MessagingClient):
         )
         self.starts: dict[str, list[float]] = collections.defaultdict(list)
 
-    async def send(self, command: Any) -> Any:
+    async def send(self, command: Any, *, on_sent: Any = None) -> Any:
         self.starts[str(command.bd_account_id)].append(time.monotonic())
-        return await super().send(command)
+        return await super().send(command, on_sent=on_sent)
 
 
 @contextlib.asynccontextmanager

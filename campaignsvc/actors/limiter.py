@@ -37,6 +37,9 @@ _HOUR = dt.timedelta(hours=1)
 # A send is claimed this long before it may start, and its Messaging call then waits for the start: the
 # call starts on time instead of after the claim's round-trips. Campaigns offer due sends this early too.
 CLAIM_LEAD = dt.timedelta(milliseconds=100)
+# Added to a last start read from the database by a limiter that has sent nothing yet (after a restart):
+# that start is the one its claim planned, and a process that died may have made the call later.
+RECOVERED_START_ALLOWANCE = dt.timedelta(milliseconds=100)
 
 
 @attrs.frozen
@@ -265,6 +268,10 @@ class AccountLimiter:
             self._reload_wanted = False
             fresh = await self._load_settings()
             if fresh is not None:
+                if self.settings.last_start is None and fresh.last_start is not None:
+                    # Written by another process (before a crash): the call planned then may have left a
+                    # little later than planned, and its exact start may never have been recorded.
+                    fresh.last_start += RECOVERED_START_ALLOWANCE
                 # Keep what this process knows better than the database: its own last send.
                 if self.settings.last_start and (
                     fresh.last_start is None or fresh.last_start < self.settings.last_start

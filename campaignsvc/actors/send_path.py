@@ -179,7 +179,11 @@ class DispatchSender:
         self, request: SendRequest, claimed: dispatch.Claimed, schedule: sched.Schedule | None
     ) -> SendReport:
         plan = request.plan
-        started = self._clock.now()  # the send's start as Messaging (and Telegram) sees it
+        # The send's start as Messaging (and Telegram) sees it: when the request was written, which a stall
+        # of the event loop or a new connection can make later than the call's beginning. The gap counts
+        # from there, so arrivals are never closer than the gap because one call left late.
+        began = self._clock.now()
+        written: list[dt.datetime] = []
         answer = await self._messaging.send(
             SendCommand(
                 organization_id=plan.organization_id,
@@ -190,8 +194,10 @@ class DispatchSender:
                 content=claimed.content,
                 idempotency_key=claimed.idempotency_key,
                 correlation_id=str(uuid.uuid4()),
-            )
+            ),
+            on_sent=lambda: written.append(self._clock.now()),
         )
+        started = written[0] if written else began
         now = self._clock.now()
         waiting_status = PENDING if claimed.first_send else SENT
         metrics.SENDS.labels("delivered" if isinstance(answer, Delivered) else answer.error_class.value).inc()

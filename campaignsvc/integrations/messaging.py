@@ -9,6 +9,7 @@ same idempotency key after the quarantine, never at once).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -53,6 +54,21 @@ def _parse_uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
+_REQUEST_WRITTEN = ("http11.send_request_body.complete", "http2.send_request_body.complete")
+
+
+def _sent_hook(on_sent: Callable[[], None] | None) -> dict[str, Any]:
+    """httpcore's trace extension, reduced to the one event that says the request is on the wire."""
+    if on_sent is None:
+        return {}
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event in _REQUEST_WRITTEN:
+            on_sent()
+
+    return {"trace": trace}
+
+
 class MessagingClient:
     """Sends campaign messages; one pooled HTTP client for the process."""
 
@@ -77,7 +93,11 @@ class MessagingClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def send(self, command: SendCommand) -> Delivered | Failure:
+    async def send(
+        self, command: SendCommand, *, on_sent: Callable[[], None] | None = None
+    ) -> Delivered | Failure:
+        """``on_sent`` is called the moment the request has been written to the connection: the instant
+        the message left, which an event-loop stall or a new connection can put well after the call began."""
         headers = {
             "x-organization-id": str(command.organization_id),
             "x-correlation-id": command.correlation_id,
@@ -94,7 +114,9 @@ class MessagingClient:
             "idempotencyKey": command.idempotency_key,
         }
         try:
-            response = await self._http.post("/api/messaging/send", json=body, headers=headers)
+            response = await self._http.post(
+                "/api/messaging/send", json=body, headers=headers, extensions=_sent_hook(on_sent)
+            )
         except httpx.HTTPError as exc:
             return classify_transport(_transport_kind(exc))
         if 200 <= response.status_code < 300:

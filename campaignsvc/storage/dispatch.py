@@ -363,7 +363,8 @@ def _touch_account(account: str, start_at: str) -> str:
     The claim runs ahead of the call (actors.limiter.CLAIM_LEAD), so what it records is when the call will
     start: the planned start, or now if the claim ran late (the call then starts at once). The outcome
     writes the exact start afterwards (storage/accounts.record_call_starts)."""
-    start = f"GREATEST(now(), COALESCE({start_at}::timestamptz, now()))"
+    # clock_timestamp(), not now(): now() is the transaction's start, a slow claim's whole duration early.
+    start = f"GREATEST(clock_timestamp(), COALESCE({start_at}::timestamptz, clock_timestamp()))"
     return f"""touched AS (
             INSERT INTO campaign_account_state (bd_account_id, last_send_at, updated_at) VALUES ({account}, {start}, now())
             ON CONFLICT (bd_account_id) DO UPDATE SET last_send_at = {start}, updated_at = now()
