@@ -211,7 +211,11 @@ class CampaignActor:
                 if self.busy.get(account) == pid:
                     del self.busy[account]
                 self._known.discard(pid)
-                if update is not None and update.next_send_at is not None:
+                if update is None:
+                    # Nothing is known of its state (the send crashed, or found it moved on): read the
+                    # database now rather than at the safety interval, up to a minute later.
+                    self._reload_soon(self._clock.now())
+                elif update.next_send_at is not None:
                     self._remember(dispatch.DueRow(pid, account, update.current_step, update.next_send_at))
             case _Deferred(request=request, until=until, reason=reason):
                 account = request.bd_account_id

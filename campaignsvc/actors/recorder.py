@@ -119,7 +119,7 @@ async def _write(conn: asyncpg.Connection, batch: list[Outcome]) -> int:
     await dispatch.finish_sends(
         conn,
         [
-            (o.send_id, o.ledger_status, o.message_id, o.error_class, o.error)
+            (o.send_id, o.ledger_status, o.message_id, o.error_class, o.error, o.call_started_at)
             for o in batch
             if o.send_id is not None and o.ledger_status is not None
         ],

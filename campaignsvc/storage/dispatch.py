@@ -382,19 +382,20 @@ async def _reschedule(conn: asyncpg.Connection, participant_id: uuid.UUID, at: d
 
 async def finish_sends(
     conn: asyncpg.Connection,
-    rows: Sequence[tuple[uuid.UUID, str, uuid.UUID | None, str | None, str | None]],
+    rows: Sequence[tuple[uuid.UUID, str, uuid.UUID | None, str | None, str | None, datetime | None]],
 ) -> None:
-    """Record outcomes on ledger rows, in one statement: (id, status, message id, error class, error)."""
+    """Record outcomes on ledger rows, in one statement: (id, status, message id, error class, error,
+    call start). ``sent_at`` is when the Messaging call started (the request was written), if it was made."""
     if not rows:
         return
-    ids, statuses, messages, classes, errors = (list(col) for col in zip(*rows, strict=True))
+    ids, statuses, messages, classes, errors, starts = (list(col) for col in zip(*rows, strict=True))
     await conn.execute(
         """
         UPDATE campaign_sends s
         SET status = u.status, message_id = COALESCE(u.message_id, s.message_id), error_class = u.error_class,
-            last_error = u.error, sent_at = now(), completed_at = now()
-        FROM unnest($1::uuid[], $2::varchar[], $3::uuid[], $4::varchar[], $5::text[])
-             AS u (id, status, message_id, error_class, error)
+            last_error = u.error, sent_at = COALESCE(u.started, now()), completed_at = now()
+        FROM unnest($1::uuid[], $2::varchar[], $3::uuid[], $4::varchar[], $5::text[], $6::timestamptz[])
+             AS u (id, status, message_id, error_class, error, started)
         WHERE s.id = u.id
         """,
         ids,
@@ -402,6 +403,7 @@ async def finish_sends(
         messages,
         classes,
         errors,
+        starts,
     )
 
 

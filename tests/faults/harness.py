@@ -18,7 +18,6 @@ from typing import Any
 
 import attrs
 import httpx
-import pytest
 import trio
 
 from campaignsvc.storage.store import Store
@@ -28,11 +27,12 @@ from tests.factories import Org
 from tests.integration.dispatch_helpers import Env
 
 ARTIFACTS = ROOT / "test-artifacts" / "faults"
-# The gap is judged where Telegram would judge it, at the sandbox's arrival stamp. Every arrival under
-# the gap is counted and reported; a scenario fails on one short by more than this. Below it is the
-# stand-in's own lag in stamping arrivals: a separate process on two cores shared with PostgreSQL in
-# crash recovery and a restarting service stamps some arrivals tens of ms late (measured in these
-# scenarios), which no sender can correct; above it are sends the service itself placed too early.
+# The gap is judged at the sandbox's arrival stamps, and beside each pair under it, at the two calls'
+# starts in the service's ledger (the instant each request was written). A scenario fails on any pair
+# the service started under the gap, and on any arrival more than this under it unless the service's
+# starts kept the gap: the stand-in, a separate process on two cores shared with PostgreSQL in crash
+# recovery and a restarting service, then stamped an arrival late (seen up to ~65 ms), which no sender
+# can correct. Every arrival under the gap is counted and reported either way.
 GAP_GROSS_S = 0.050
 # docs/semantics.md: a send claimed up to 100 ms before its start still goes out if a reply lands in
 # between; the extra 50 ms covers the call's way to the sandbox.
@@ -207,6 +207,7 @@ async def invariants(
             lost.append(f"{p['contact_id']} replied but this scenario has no replies")
     failed = sum(1 for p in participants if p["status"] == "failed")
     violations = gap_violations(received, gaps)
+    await _add_service_starts(stand, campaign_ids, violations)
     statuses = await stand.campaign_statuses(campaign_ids)
     figures = {
         "kills": stand.kills,
@@ -219,6 +220,10 @@ async def invariants(
         "failed_participants": failed,
         "gap_violations": len(violations),
         "gap_violations_over_50ms": sum(1 for v in violations if v["delta_s"] < v["gap_s"] - GAP_GROSS_S),
+        # Of those, the ones whose two calls the service started at least the gap apart (its ledger's call
+        # starts): the stand-in stamped the first arrival late, or the second early.
+        "gap_violations_stand_in_lag": sum(1 for v in violations if _service_kept_gap(v)),
+        "service_starts_under_gap": sum(1 for v in violations if _service_broke_gap(v)),
         "min_gap_excess_s": _min_excess(received, gaps),
         "campaigns": statuses,
         "recovery_s": None if fault_over is None else recovery_s(messages, fault_over),
@@ -232,13 +237,45 @@ async def invariants(
         problems.append(f"participants lost: {_head(lost)}")
     if failed:
         problems.append(f"{failed} participants failed")
-    gross = [v for v in violations if v["delta_s"] < v["gap_s"] - GAP_GROSS_S]
+    early = [v for v in violations if _service_broke_gap(v)]
+    if early:
+        problems.append(f"calls the service started under the gap: {_head(early)}")
+    gross = [v for v in violations if v["delta_s"] < v["gap_s"] - GAP_GROSS_S and not _service_kept_gap(v)]
     if gross:
         problems.append(f"arrivals under the gap by more than {GAP_GROSS_S * 1000:.0f} ms: {_head(gross)}")
     if any(s != "completed" for s in statuses.values()):
         left = collections.Counter(p["status"] for p in participants)
         problems.append(f"campaigns not completed: {statuses}, participants {dict(left)}")
     return figures, problems
+
+
+async def _add_service_starts(
+    stand: Stand, campaign_ids: list[str], violations: list[dict[str, Any]]
+) -> None:
+    """Beside each arrival pair under the gap, how far apart the service started the two calls: the
+    ledger's ``sent_at`` is the instant the request was written (None for a repeat of one key, or where a
+    later retry of the first key rewrote its start)."""
+    if not violations:
+        return
+    rows = await stand.store.fetch(
+        "SELECT idempotency_key, sent_at FROM campaign_sends WHERE campaign_id = ANY($1::uuid[])",
+        [uuid.UUID(c) for c in campaign_ids],
+    )
+    starts = {r["idempotency_key"]: r["sent_at"] for r in rows}
+    for v in violations:
+        first, second = v["keys"]
+        delta = None
+        if first != second and first in starts and second in starts:
+            delta = round((starts[second] - starts[first]).total_seconds(), 4)
+        v["service_delta_s"] = delta if delta is not None and delta >= 0 else None
+
+
+def _service_kept_gap(v: dict[str, Any]) -> bool:
+    return v.get("service_delta_s") is not None and v["service_delta_s"] >= v["gap_s"]
+
+
+def _service_broke_gap(v: dict[str, Any]) -> bool:
+    return v.get("service_delta_s") is not None and v["service_delta_s"] < v["gap_s"]
 
 
 def recovery_s(messages: list[dict[str, Any]], fault_over: dt.datetime) -> float | None:
@@ -277,19 +314,7 @@ def report(scenario: str, figures: dict[str, Any]) -> None:
     (ARTIFACTS / f"{scenario}.json").write_text(line + "\n")
 
 
-GAP_PROBLEM = "arrivals under the gap"
-# Arrivals under the gap by more than GAP_GROSS_S are still seen around process and database restarts
-# (60-90 ms under a 150-250 ms gap, 2-3 of ~300-800 arrivals); the cause is not pinned down yet. Those
-# scenarios report the figures and are marked as an expected failure on that one invariant only: every
-# other invariant fails them as usual.
-GAP_OPEN = "arrivals under the gap by more than 50 ms after restarts are not fixed yet (issue 11, item 4)"
-
-
-def check(scenario: str, figures: dict[str, Any], problems: list[str], *, gap_open: bool = False) -> None:
-    """Report first, so a failing scenario still leaves its figures; then fail on every broken invariant.
-    ``gap_open``: the arrival-gap invariant alone is a known open defect (an expected failure)."""
+def check(scenario: str, figures: dict[str, Any], problems: list[str]) -> None:
+    """Report first, so a failing scenario still leaves its figures; then fail on every broken invariant."""
     report(scenario, {**figures, "problems": problems})
-    hard = [p for p in problems if not (gap_open and p.startswith(GAP_PROBLEM))]
-    assert not hard, f"{scenario}: " + "; ".join(hard)
-    if problems:
-        pytest.xfail(f"{GAP_OPEN}: " + "; ".join(problems))
+    assert not problems, f"{scenario}: " + "; ".join(problems)

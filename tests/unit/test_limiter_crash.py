@@ -57,3 +57,12 @@ async def test_limiter_crash__releases_the_slot_of_the_send_under_way(autojump_c
     assert actor.released_ == [(participant, account)]
     assert supervisor.restarts["limiter"] == 1
     assert limiter.sending is None and limiter.lost is None
+
+
+def test_restart_delay__an_outage_never_puts_an_actor_to_sleep_for_long():
+    from campaignsvc.actors.supervisor import OUTAGE_BACKOFF_S, restart_delay
+    from campaignsvc.errors import DatabaseUnavailable
+
+    assert restart_delay(8, DatabaseUnavailable("down")) == OUTAGE_BACKOFF_S
+    assert restart_delay(1, DatabaseUnavailable("down")) == 1.0
+    assert restart_delay(6, ValueError("bug")) == 32.0
