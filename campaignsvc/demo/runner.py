@@ -146,7 +146,13 @@ async def _with_services(
         state.update_config({"events_url": base_url})
         started: list[scenario.Started] = []
         try:
-            async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as http:
+            # Where the API is secured, the demo speaks as the gateway does.
+            gateway = (
+                {"X-Internal-Auth": svc_settings.internal_auth_secret}
+                if svc_settings.internal_auth_secret
+                else {}
+            )
+            async with httpx.AsyncClient(base_url=base_url, timeout=30.0, headers=gateway) as http:
                 try:
                     with signals.new_phase():
                         org = await _organization(http, dsn, settings, known, display)

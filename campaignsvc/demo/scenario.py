@@ -50,6 +50,7 @@ def sandbox_config(speed: plan.Speed, settings: Settings) -> SandboxConfig:
         reply_rate=plan.REPLY_RATE,
         reply_delay_s=(speed.seconds(low), speed.seconds(high)),
         internal_auth_secret=settings.internal_auth_secret,
+        events_ingest_secret=settings.events_ingest_secret,
         delivery_backoff_s=0.2,
     )
 

@@ -53,6 +53,7 @@ def config_from_args(args: argparse.Namespace, settings: Settings) -> SandboxCon
         "rabbitmq_url": args.rabbitmq_url,
         "rabbitmq_exchange": args.rabbitmq_exchange,
         "internal_auth_secret": settings.internal_auth_secret,
+        "events_ingest_secret": settings.events_ingest_secret,
     }
     try:
         return SandboxConfig().patched(fields)

@@ -156,6 +156,8 @@ class SandboxConfig:
     rabbitmq_exchange: str = attrs.field(default="events", converter=_to_str)
     # When set: sent as X-Internal-Auth with events, and required on incoming sends (401 otherwise).
     internal_auth_secret: str | None = attrs.field(default=None, converter=_to_optional_str)
+    # When set: sent as X-Events-Ingest-Secret with events posted over HTTP (the service's EVENTS_INGEST_SECRET).
+    events_ingest_secret: str | None = attrs.field(default=None, converter=_to_optional_str)
     delivery_attempts: int = attrs.field(default=5, converter=_to_int, validator=attrs.validators.ge(1))
     delivery_backoff_s: float = attrs.field(default=0.5, converter=_to_float, validator=_non_negative)
     delivery_timeout_s: float = attrs.field(default=10.0, converter=_to_float, validator=_non_negative)
@@ -196,4 +198,6 @@ class SandboxConfig:
         data["account_errors"] = dict(self.account_errors)
         if self.internal_auth_secret is not None:
             data["internal_auth_secret"] = "***"
+        if self.events_ingest_secret is not None:
+            data["events_ingest_secret"] = "***"
         return data

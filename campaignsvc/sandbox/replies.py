@@ -3,8 +3,8 @@ sandbox's nursery and delivered to RabbitMQ or over HTTP, with retries.
 
 Targets, read again at every attempt so a runtime config change applies to events already waiting:
 RabbitMQ when ``rabbitmq_url`` is set (exchange ``rabbitmq_exchange``, routing key = event type); else
-``POST {events_url}/api/campaigns/events`` with ``X-Organization-Id`` (and ``X-Internal-Auth`` when a
-secret is configured; never ``X-User-Id``); else nowhere (the event is still recorded, as ``skipped``).
+``POST {events_url}/api/campaigns/events`` with ``X-Organization-Id`` (and ``X-Internal-Auth`` /
+``X-Events-Ingest-Secret`` when those secrets are configured; never ``X-User-Id``); else nowhere (the event is still recorded, as ``skipped``).
 A delivery that keeps failing is logged and recorded as ``failed``; it never stops the sandbox.
 """
 
@@ -161,15 +161,21 @@ class EventDispatcher:
             return "rabbitmq", publish
         if config.events_url is not None:
             url = config.events_url.rstrip("/") + "/api/campaigns/events"
-            return "http", partial(self._post, url, envelope, config.internal_auth_secret)
+            return "http", partial(
+                self._post, url, envelope, config.internal_auth_secret, config.events_ingest_secret
+            )
         return None
 
-    async def _post(self, url: str, envelope: dict[str, Any], secret: str | None) -> None:
+    async def _post(
+        self, url: str, envelope: dict[str, Any], secret: str | None, ingest_secret: str | None
+    ) -> None:
         headers = {"Content-Type": "application/json"}
         if envelope["organizationId"]:
             headers["X-Organization-Id"] = envelope["organizationId"]
         if secret is not None:
             headers["X-Internal-Auth"] = secret
+        if ingest_secret is not None:
+            headers["X-Events-Ingest-Secret"] = ingest_secret
         try:
             response = await self._http.post(url, content=dumps(envelope), headers=headers)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:

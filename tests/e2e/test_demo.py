@@ -150,3 +150,18 @@ def test_demo__ctrl_c_while_campaigns_run_stops_them_and_exits_cleanly(tmp_path)
     assert "Interrupted: stopping the demo's campaigns" in out
     assert "Traceback" not in err
     assert not (data / "pg" / "postmaster.pid").exists()
+
+
+def test_demo__with_the_internal_and_ingest_secrets_set__replies_still_reach_the_service(tmp_path):
+    env = {**_env(tmp_path / "data"), "INTERNAL_AUTH_SECRET": "gateway", "EVENTS_INGEST_SECRET": "ingest"}
+    run = subprocess.run(
+        [sys.executable, "-m", "campaignsvc", "demo", "--quick", "--port", "0"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    # The sandbox posts its replies to POST /api/campaigns/events with both secrets.
+    assert int(_row(run.stdout, "Founders intro #1")["replied"]) >= 1, run.stdout

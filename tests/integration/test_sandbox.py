@@ -391,6 +391,7 @@ async def test_replies__delivered_over_http_once_per_recipient_with_echoes(nurse
         echo_rate=1.0,
         events_url=sink_url,
         internal_auth_secret="s3cret",
+        events_ingest_secret="ingest",
     )
     auth = {**HEADERS, "X-Internal-Auth": "s3cret"}
     async with httpx.AsyncClient() as http:
@@ -422,6 +423,7 @@ async def test_replies__delivered_over_http_once_per_recipient_with_echoes(nurse
     headers = {k.lower(): v for k, v in sink.received[0][0].items()}
     assert headers["x-organization-id"] == ORG
     assert headers["x-internal-auth"] == "s3cret"
+    assert headers["x-events-ingest-secret"] == "ingest"
     assert "x-user-id" not in headers
     async with httpx.AsyncClient() as http:
         listed = (await http.get(f"{sandbox.url}/sandbox/events")).json()["items"]
