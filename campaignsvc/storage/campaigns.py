@@ -12,6 +12,8 @@ from typing import Any
 
 import asyncpg
 
+from campaignsvc.storage import sequences
+
 # KPI columns shared by the list and the detail (original-v1 §2.3).
 _KPIS = """
     u.email AS owner_email,
@@ -132,8 +134,8 @@ async def sequences_of(
     conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
-        """
-        SELECT s.*, t.name AS template_name, t.channel, t.content
+        f"""
+        SELECT {sequences.STEP_COLUMNS}, t.name AS template_name, t.channel, t.content
         FROM campaign_sequences s JOIN campaign_templates t ON t.id = s.template_id AND t.organization_id = $2
         WHERE s.campaign_id = $1
         ORDER BY s.order_index, s.created_at, s.id

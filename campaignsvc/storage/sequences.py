@@ -16,12 +16,18 @@ import asyncpg
 from campaignsvc.domain import steps as st
 from campaignsvc.domain.campaign import step_from_row
 
-_JOINED = """
-    SELECT s.id, s.campaign_id, s.order_index, s.template_id, s.delay_hours, s.delay_minutes, s.conditions,
-           s.created_at, s.updated_at, s.trigger_type, s.is_hidden, t.name AS template_name, t.channel, t.content
+# A step as the API shows it (the original's columns; not step_key, which is the ledger's business).
+STEP_COLUMNS = """s.id, s.campaign_id, s.order_index, s.template_id, s.delay_hours, s.delay_minutes, s.conditions,
+           s.created_at, s.updated_at, s.trigger_type, s.is_hidden"""
+_JOINED = (
+    """
+    SELECT """
+    + STEP_COLUMNS
+    + """, t.name AS template_name, t.channel, t.content
     FROM {source} s
     JOIN campaign_templates t ON t.id = s.template_id AND t.organization_id = $1
 """
+)
 _LIVE_CAMPAIGN = """
     EXISTS (SELECT 1 FROM campaigns c WHERE c.id = s.campaign_id AND c.organization_id = $1
             AND c.deleted_at IS NULL)

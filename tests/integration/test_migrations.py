@@ -31,7 +31,6 @@ CAMPAIGN_TABLES = {
         "started_at": (TS, True, None),
         "completed_at": (TS, True, None),
         "status_reason": ("varchar(64)", True, None),
-        "step_keys_used": ("integer", False, "0"),
     },
     "campaign_templates": {
         "id": ("uuid", False, "gen_random_uuid()"),

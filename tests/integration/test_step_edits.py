@@ -109,3 +109,23 @@ async def test_a_step_inserted_before_the_one_participants_wait_for__is_not_sent
     assert set(keys.values()) == {1}
     # Keys name the step, not its position: B kept the key it had before the insert.
     assert {k.rsplit(":", 1)[1] for k in keys} == {"0", "1"}
+
+
+async def test_a_new_step_never_takes_the_key_of_a_deleted_step_that_was_sent(nursery, store, org):
+    env = await start_env(nursery, store, org)
+    account = await org.bd_account()
+    cid = await env.campaign(accounts=[account], contacts=await org.contacts(2), steps=[{}, {}])
+    await env.api("POST", f"/api/campaigns/{cid}/start")
+    await env.wait_status(cid, "completed")
+    _, b = await env.api("GET", f"/api/campaigns/{cid}/sequences")
+    await env.api("DELETE", f"/api/campaigns/{cid}/sequences/{b['id']}", expect=204)
+    template = await env.api(
+        "POST", f"/api/campaigns/{cid}/templates", {"name": "c", "channel": "telegram", "content": "C"}, 201
+    )
+    body = {"orderIndex": 5, "templateId": template["id"], "delayHours": 0, "delayMinutes": 0}
+    c = await env.api("POST", f"/api/campaigns/{cid}/sequences", body, 201)
+    keys = await store.fetch(
+        "SELECT id, step_key FROM campaign_sequences WHERE campaign_id = $1", uuid.UUID(cid)
+    )
+    # B (key 1) is gone but its sends keep key 1 in the ledger: C must not be sent under it.
+    assert {str(r["id"]): r["step_key"] for r in keys}[c["id"]] == 2

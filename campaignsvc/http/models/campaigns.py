@@ -106,8 +106,6 @@ class CampaignRow(BaseModel):
     started_at: Timestamp | None = None
     completed_at: Timestamp | None = None
     status_reason: str | None = None
-    # Rows come back as stored (SELECT *); this counter of stable step keys (migration 0005) rides along.
-    step_keys_used: int | None = None
 
 
 class CampaignKpis(BaseModel):
@@ -171,8 +169,6 @@ class SequenceRow(BaseModel):
     is_hidden: bool
     created_at: Timestamp
     updated_at: Timestamp
-    # The step's stable identity (migration 0005): kept through reorders, never reused.
-    step_key: int | None = None
     template_name: str
     channel: str | None = None
     content: str | None = None
