@@ -52,4 +52,5 @@ def account_settings(row: Mapping[str, Any], settings: Settings, now: dt.datetim
         restricted=row.get("spam_restricted_at") is not None,
         last_start=row.get("last_send_at"),
         recent_starts=list(row.get("recent_starts") or []),
+        rules_version=row.get("rules_version"),
     )

@@ -84,6 +84,8 @@ class AccountSettings:
     restricted: bool = False  # spam-restricted: no sends until cleared
     last_start: dt.datetime | None = None
     recent_starts: list[dt.datetime] = attrs.field(factory=list)
+    # The version of the account's rules these settings were read at (storage/accounts.limiter_state).
+    rules_version: str | None = None
 
 
 class Sender(Protocol):

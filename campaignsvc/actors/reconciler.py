@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 import trio
 
 from campaignsvc import metrics
-from campaignsvc.actors.messages import AccountChanged
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import accounts as accounts_db
 from campaignsvc.storage import reconcile
@@ -37,7 +36,6 @@ Slot = tuple[uuid.UUID, uuid.UUID, uuid.UUID]  # campaign, account, participant
 class Reconciler:
     def __init__(self, supervisor: Supervisor) -> None:
         self._sup = supervisor
-        self._versions: dict[uuid.UUID, str] = {}
         self._suspect: set[Slot] = set()
         self.stranded = 0
 
@@ -114,8 +112,11 @@ class Reconciler:
             return
         versions = await self._sup.store.run(accounts_db.settings_versions, ids, transaction=False)
         for account, version in versions.items():
-            seen = self._versions.get(account)
-            self._versions[account] = version
-            if seen is not None and seen != version:
+            limiter = self._sup.limiters.get(account)
+            loaded = limiter.settings.rules_version if limiter is not None else None
+            # None: not loaded yet (its first read is on the way); it reads the current rules then.
+            if loaded is not None and loaded != version:
+                # Only the account's limiter re-reads: waking every campaign actor (what an AccountChanged
+                # event does) for each flood block this process itself wrote would cost a read per campaign.
                 log.info("limiter.account_changed", bd_account_id=str(account))
-                await self._sup.tell(AccountChanged(account))
+                limiter.reload()

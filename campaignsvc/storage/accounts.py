@@ -9,14 +9,21 @@ from typing import Any
 
 import asyncpg
 
+# A digest of the ``bd_accounts`` columns a limiter reads (its sending rules), so a change made by anyone —
+# with or without touching ``updated_at`` — shows as a different value. Read with the rules themselves, so
+# a change between that read and the next comparison cannot be missed.
+_RULES_VERSION = """md5(row(a.is_active, a.timezone, a.working_hours_start, a.working_hours_end, a.working_days,
+                         a.max_dm_per_day, a.send_blocked_until, a.flood_wait_until, a.spam_restricted_at)::text)"""
+
 
 async def limiter_state(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> dict[str, Any] | None:
-    """The account's row, its last send start, and its send starts of the last 48 hours."""
+    """The account's row, the version of its rules, its last send start, and its send starts of the last
+    48 hours."""
     row = await conn.fetchrow(
-        """
+        f"""
         SELECT a.id, a.organization_id, a.is_active, a.timezone, a.working_hours_start, a.working_hours_end,
                a.working_days, a.max_dm_per_day, a.send_blocked_until, a.flood_wait_until, a.flood_reason,
-               a.spam_restricted_at, s.last_send_at, s.block_reason
+               a.spam_restricted_at, s.last_send_at, s.block_reason, {_RULES_VERSION} AS rules_version
         FROM bd_accounts a LEFT JOIN campaign_account_state s ON s.bd_account_id = a.id
         WHERE a.id = $1
         """,
@@ -101,14 +108,9 @@ async def unblock(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> None:
 async def settings_versions(
     conn: asyncpg.Connection, bd_account_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, str]:
-    """A digest of each account's sending rules (the ``bd_accounts`` columns its limiter reads), so a change
-    made by anyone — with or without touching ``updated_at`` — is seen by comparing digests."""
+    """The current version of each account's sending rules (``limiter_state``'s ``rules_version``)."""
     rows = await conn.fetch(
-        """
-        SELECT id, md5(row(is_active, timezone, working_hours_start, working_hours_end, working_days,
-                           max_dm_per_day, send_blocked_until, flood_wait_until, spam_restricted_at)::text) AS v
-        FROM bd_accounts WHERE id = ANY($1::uuid[])
-        """,
+        f"SELECT a.id, {_RULES_VERSION} AS v FROM bd_accounts a WHERE a.id = ANY($1::uuid[])",
         bd_account_ids,
     )
     return {r["id"]: r["v"] for r in rows}
