@@ -36,9 +36,10 @@ async def test_messaging_faults_together__no_key_delivered_twice_and_everything_
             "20",
             "--seed",
             "11",
-            # A little above the service's gap: a send paced right after an accepted one gets FLOOD_WAIT.
+            # Above the service's gap and its safety margin (20 ms): a send paced right after an accepted
+            # one gets FLOOD_WAIT; the next one after the block is accepted again.
             "--account-min-gap-s",
-            str(GAP_S + 0.02),
+            str(GAP_S + 0.1),
             "--flood-wait-s",
             "0.5",
             config={"error_rate": 0.12, "timeout_rate": 0.06, "hang_s": 2.0, "abort_rate": 0.06},
