@@ -51,6 +51,7 @@ def account_settings(row: Mapping[str, Any], settings: Settings, now: dt.datetim
         block_reason=row.get("block_reason") or (row.get("flood_reason") if blocked else None),
         restricted=row.get("spam_restricted_at") is not None,
         last_start=row.get("last_send_at"),
+        last_start_exact=bool(row.get("last_send_exact")),
         recent_starts=list(row.get("recent_starts") or []),
         rules_version=row.get("rules_version"),
     )

@@ -37,8 +37,9 @@ _HOUR = dt.timedelta(hours=1)
 # A send is claimed this long before it may start, and its Messaging call then waits for the start: the
 # call starts on time instead of after the claim's round-trips. Campaigns offer due sends this early too.
 CLAIM_LEAD = dt.timedelta(milliseconds=100)
-# Added to a last start read from the database by a limiter that has sent nothing yet (after a restart):
-# that start is the one its claim planned, and a process that died may have made the call later.
+# Added to a last start read from the database by a limiter that has sent nothing yet (after a restart)
+# when that start is only the one a claim planned (its outcome was never recorded): the process that died
+# may have made the call later. An exact start (recorded with its outcome) is used as it is.
 RECOVERED_START_ALLOWANCE = dt.timedelta(milliseconds=100)
 
 
@@ -83,6 +84,7 @@ class AccountSettings:
     block_reason: str | None = None
     restricted: bool = False  # spam-restricted: no sends until cleared
     last_start: dt.datetime | None = None
+    last_start_exact: bool = False  # last_start was recorded with its call's outcome, not only planned
     recent_starts: list[dt.datetime] = attrs.field(factory=list)
     # The version of the account's rules these settings were read at (storage/accounts.limiter_state).
     rules_version: str | None = None
@@ -270,9 +272,13 @@ class AccountLimiter:
             self._reload_wanted = False
             fresh = await self._load_settings()
             if fresh is not None:
-                if self.settings.last_start is None and fresh.last_start is not None:
-                    # Written by another process (before a crash): the call planned then may have left a
-                    # little later than planned, and its exact start may never have been recorded.
+                if (
+                    self.settings.last_start is None
+                    and fresh.last_start is not None
+                    and not fresh.last_start_exact
+                ):
+                    # Planned by another process that died before recording the call: it may have left a
+                    # little later than planned.
                     fresh.last_start += RECOVERED_START_ALLOWANCE
                 # Keep what this process knows better than the database: its own last send.
                 if self.settings.last_start and (

@@ -23,7 +23,8 @@ async def limiter_state(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> d
         f"""
         SELECT a.id, a.organization_id, a.is_active, a.timezone, a.working_hours_start, a.working_hours_end,
                a.working_days, a.max_dm_per_day, a.send_blocked_until, a.flood_wait_until, a.flood_reason,
-               a.spam_restricted_at, s.last_send_at, s.block_reason, {_RULES_VERSION} AS rules_version
+               a.spam_restricted_at, s.last_send_at, s.block_reason, {_RULES_VERSION} AS rules_version,
+               s.last_call_at IS NOT NULL AND s.last_call_at >= s.last_send_at AS last_send_exact
         FROM bd_accounts a LEFT JOIN campaign_account_state s ON s.bd_account_id = a.id
         WHERE a.id = $1
         """,
@@ -128,10 +129,11 @@ async def record_call_starts(conn: asyncpg.Connection, starts: Sequence[tuple[uu
         latest[account] = max(at, latest.get(account, at))
     await conn.execute(
         """
-        INSERT INTO campaign_account_state (bd_account_id, last_send_at, updated_at)
-        SELECT u.account, u.at, now() FROM unnest($1::uuid[], $2::timestamptz[]) AS u (account, at)
+        INSERT INTO campaign_account_state (bd_account_id, last_send_at, last_call_at, updated_at)
+        SELECT u.account, u.at, u.at, now() FROM unnest($1::uuid[], $2::timestamptz[]) AS u (account, at)
         ON CONFLICT (bd_account_id) DO UPDATE
-        SET last_send_at = GREATEST(campaign_account_state.last_send_at, EXCLUDED.last_send_at), updated_at = now()
+        SET last_send_at = GREATEST(campaign_account_state.last_send_at, EXCLUDED.last_send_at),
+            last_call_at = GREATEST(campaign_account_state.last_call_at, EXCLUDED.last_call_at), updated_at = now()
         """,
         list(latest),
         list(latest.values()),

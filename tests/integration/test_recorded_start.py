@@ -27,6 +27,11 @@ async def test_recorded_last_start__is_the_calls_start_not_the_claims(nursery, s
     # The call starts after its claim and before it arrives, within the loop's jitter of the arrival.
     assert claimed <= recorded <= last["sent_at"]
     assert last["sent_at"] - recorded < dt.timedelta(milliseconds=50)
+    # Recorded with its outcome: a restart uses it as it is, without the allowance for a start only planned.
+    exact = await store.fetchval(
+        "SELECT last_call_at >= last_send_at FROM campaign_account_state WHERE bd_account_id = $1", account
+    )
+    assert exact
 
 
 async def test_a_restarted_limiter__waits_the_gap_from_the_recorded_call_start(nursery, store, org):

@@ -8,7 +8,7 @@ import uuid
 import trio
 
 from campaignsvc.actors.clock import TrioClock
-from campaignsvc.actors.limiter import AccountLimiter, SendReport, SendRequest
+from campaignsvc.actors.limiter import RECOVERED_START_ALLOWANCE, AccountLimiter, SendReport, SendRequest
 from tests.unit.test_limiter import make_plan, open_settings
 
 
@@ -46,3 +46,40 @@ async def test_gap__every_non_zero_gap_gets_the_safety_margin(autojump_clock):
         nursery.cancel_scope.cancel()
     gap = (sender.at[0] - last).total_seconds()
     assert gap >= plan.gap_min_s + 0.02
+
+
+async def _first_start_after_boot(clock: TrioClock, last: dt.datetime, *, exact: bool) -> dt.datetime:
+    """A fresh limiter (a restarted process) reads the account's last start from the database."""
+    sender = Starts(clock)
+    plan = make_plan({"sendDelaySeconds": 4})
+    account = uuid.uuid4()
+
+    async def load() -> object:
+        return open_settings(last_start=last, last_start_exact=exact)
+
+    limiter = AccountLimiter(
+        account, open_settings(), sender=sender, on_defer=lambda *a: None, clock=clock, load_settings=load
+    )
+    limiter.reload()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(limiter.run)
+        limiter.offer(SendRequest(plan, uuid.uuid4(), account, 0, clock.now()))
+        with trio.fail_after(60):
+            while not sender.at:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    return sender.at[0]
+
+
+async def test_after_a_restart__an_exact_last_start_is_used_as_it_is(autojump_clock):
+    clock = TrioClock(dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC))
+    last = clock.now()
+    start = await _first_start_after_boot(clock, last, exact=True)
+    assert start - last == dt.timedelta(seconds=4)
+
+
+async def test_after_a_restart__a_start_only_planned_gets_the_allowance(autojump_clock):
+    clock = TrioClock(dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC))
+    last = clock.now()
+    start = await _first_start_after_boot(clock, last, exact=False)
+    assert start - last == dt.timedelta(seconds=4) + RECOVERED_START_ALLOWANCE
