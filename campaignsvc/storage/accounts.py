@@ -127,6 +127,7 @@ async def record_call_starts(conn: asyncpg.Connection, starts: Sequence[tuple[uu
     latest: dict[uuid.UUID, datetime] = {}
     for account, at in starts:
         latest[account] = max(at, latest.get(account, at))
+    latest = dict(sorted(latest.items()))  # rows locked in one order by every such statement
     await conn.execute(
         """
         INSERT INTO campaign_account_state (bd_account_id, last_send_at, last_call_at, updated_at)
