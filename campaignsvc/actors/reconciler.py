@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -46,14 +47,14 @@ class Reconciler:
             nursery.start_soon(self._every, s.reconcile_interval_s, self.sweep)
             nursery.start_soon(self._every, s.account_refresh_s, self.refresh_accounts)
 
-    async def _every(self, seconds: float, check: object) -> None:
+    async def _every(self, seconds: float, check: Callable[[], Awaitable[object]]) -> None:
         while True:
             await trio.sleep(seconds)
             try:
-                await check()  # type: ignore[operator]
+                await check()
             except Exception as exc:
                 # A check failing (the database away) waits for the next one; it must never stop sends.
-                log.warning("reconciler.check_failed", check=check.__name__, error=str(exc))  # type: ignore[attr-defined]
+                log.warning("reconciler.check_failed", check=check.__name__, error=str(exc))
 
     # --- stranded participants -----------------------------------------------------------------------
 

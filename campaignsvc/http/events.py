@@ -9,7 +9,6 @@ identity headers are refused, and an X-Organization-Id must name the envelope's 
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from typing import Any
 
@@ -19,7 +18,8 @@ from quart import Blueprint, request
 from campaignsvc.errors import InvalidEvent
 from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
-from campaignsvc.http.errors import forbidden, unauthorized, validation
+from campaignsvc.http.errors import forbidden, validation
+from campaignsvc.http.identity import check_secret
 from campaignsvc.integrations.events import CONSUMED_TYPES, event_from_envelope
 
 bp = Blueprint("events", __name__, url_prefix="/api/campaigns")
@@ -84,9 +84,7 @@ def _check_ingest_credential() -> None:
             # gateway's header, which every signed-in user's request carries.
             raise forbidden("Event ingestion over HTTP is disabled: EVENTS_INGEST_SECRET is not set")
         return
-    given = request.headers.get(SECRET_HEADER, "")
-    if not hmac.compare_digest(given.encode(), secret.encode()):
-        raise unauthorized(f"Missing or invalid {SECRET_HEADER}")
+    check_secret(request.headers, SECRET_HEADER, secret, f"Missing or invalid {SECRET_HEADER}")
 
 
 def _check_organization(organization_id: uuid.UUID) -> None:

@@ -52,12 +52,16 @@ class Identity:
         return "all"
 
 
-def check_internal_auth(headers: Mapping[str, str], secret: str | None) -> None:
-    if secret is None:
-        return
-    given = headers.get("X-Internal-Auth", "")
+def check_secret(headers: Mapping[str, str], name: str, secret: str, message: str) -> None:
+    """Header ``name`` must carry ``secret`` (compared in constant time), else 401 with ``message``."""
+    given = headers.get(name, "")
     if not hmac.compare_digest(given.encode(), secret.encode()):
-        raise unauthorized("Missing or invalid internal authentication")
+        raise unauthorized(message)
+
+
+def check_internal_auth(headers: Mapping[str, str], secret: str | None) -> None:
+    if secret is not None:
+        check_secret(headers, "X-Internal-Auth", secret, "Missing or invalid internal authentication")
 
 
 def _uuid_header(headers: Mapping[str, str], name: str) -> uuid.UUID | None:

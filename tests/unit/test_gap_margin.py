@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -24,43 +25,18 @@ class Starts:
         return SendReport(attempted=True, started_at=self.clock.now())
 
 
-async def test_gap__every_non_zero_gap_gets_the_safety_margin(autojump_clock):
-    clock = TrioClock(dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC))
+async def _first_start(
+    clock: TrioClock, settings: object, *, load: Callable[[], Awaitable[object]] | None = None
+) -> dt.datetime:
+    """The start of the first send a limiter makes, due now, for a campaign with a 4 s gap."""
     sender = Starts(clock)
     plan = make_plan({"sendDelaySeconds": 4})
     account = uuid.uuid4()
-    last = clock.now()
     limiter = AccountLimiter(
-        account,
-        open_settings(margin_s=0.02, last_start=last),
-        sender=sender,
-        on_defer=lambda *a: None,
-        clock=clock,
+        account, settings, sender=sender, on_defer=lambda *a: None, clock=clock, load_settings=load
     )
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(limiter.run)
-        limiter.offer(SendRequest(plan, uuid.uuid4(), account, 0, clock.now()))
-        with trio.fail_after(60):
-            while not sender.at:
-                await trio.sleep(0.01)
-        nursery.cancel_scope.cancel()
-    gap = (sender.at[0] - last).total_seconds()
-    assert gap >= plan.gap_min_s + 0.02
-
-
-async def _first_start_after_boot(clock: TrioClock, last: dt.datetime, *, exact: bool) -> dt.datetime:
-    """A fresh limiter (a restarted process) reads the account's last start from the database."""
-    sender = Starts(clock)
-    plan = make_plan({"sendDelaySeconds": 4})
-    account = uuid.uuid4()
-
-    async def load() -> object:
-        return open_settings(last_start=last, last_start_exact=exact)
-
-    limiter = AccountLimiter(
-        account, open_settings(), sender=sender, on_defer=lambda *a: None, clock=clock, load_settings=load
-    )
-    limiter.reload()
+    if load is not None:
+        limiter.reload()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(limiter.run)
         limiter.offer(SendRequest(plan, uuid.uuid4(), account, 0, clock.now()))
@@ -69,6 +45,22 @@ async def _first_start_after_boot(clock: TrioClock, last: dt.datetime, *, exact:
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
     return sender.at[0]
+
+
+async def test_gap__every_non_zero_gap_gets_the_safety_margin(autojump_clock):
+    clock = TrioClock(dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC))
+    last = clock.now()
+    start = await _first_start(clock, open_settings(margin_s=0.02, last_start=last))
+    assert (start - last).total_seconds() >= 4 + 0.02
+
+
+async def _first_start_after_boot(clock: TrioClock, last: dt.datetime, *, exact: bool) -> dt.datetime:
+    """A fresh limiter (a restarted process) reads the account's last start from the database."""
+
+    async def load() -> object:
+        return open_settings(last_start=last, last_start_exact=exact)
+
+    return await _first_start(clock, open_settings(), load=load)
 
 
 async def test_after_a_restart__an_exact_last_start_is_used_as_it_is(autojump_clock):
