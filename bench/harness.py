@@ -547,10 +547,19 @@ class RecordingMessaging(MessagingClient):
             internal_auth_secret=settings.internal_auth_secret,
         )
         self.starts: dict[str, list[float]] = collections.defaultdict(list)
+        # When each call's request was written (the start the service paces by), per account.
+        self.written: dict[str, list[float]] = collections.defaultdict(list)
 
     async def send(self, command: Any, *, on_sent: Any = None) -> Any:
-        self.starts[str(command.bd_account_id)].append(time.monotonic())
-        return await super().send(command, on_sent=on_sent)
+        account = str(command.bd_account_id)
+        self.starts[account].append(time.monotonic())
+
+        def sent() -> None:
+            self.written[account].append(time.monotonic())
+            if on_sent is not None:
+                on_sent()
+
+        return await super().send(command, on_sent=sent)
 
 
 @contextlib.asynccontextmanager

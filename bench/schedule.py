@@ -169,7 +169,7 @@ async def observe(
         )
     offset = time.time() - time.monotonic()
     claimed = {r["campaign_participant_id"]: r["claimed_at"].timestamp() - offset for r in claims}
-    figures = judge(workload, due, received, window_end, claimed, messaging.starts)
+    figures = judge(workload, due, received, window_end, claimed, messaging.starts, messaging.written)
     return figures | {"event_loop": loop, "cpu": cpu_figures}
 
 
@@ -180,6 +180,7 @@ def judge(
     window_end: float,
     claimed: dict[uuid.UUID, float],
     call_starts: dict[str, list[float]],
+    written: dict[str, list[float]] | None = None,
 ) -> dict[str, Any]:
     """Lateness of on-time sends and the excess of backlog accounts' gaps, at the sandbox; gaps of every
     account between the starts of its Messaging calls (R-THR-4: a send starts when Messaging is called)
@@ -220,11 +221,11 @@ def judge(
             first_lateness.append(r["received_mono"] - at)
         else:
             later_lateness.append(r["received_mono"] - at)
-    excess_backlog: list[float] = []
-    for account, times in arrivals.items():
-        for a, b in itertools.pairwise(times):
-            if account in backlog and a <= window_end:
-                excess_backlog.append(b - a - shape.gap_s)
+    excess_backlog = _gap_excess(arrivals, backlog, window_end, shape.gap_s)
+    # The same gaps where the service measures them (between requests written) and where its code begins
+    # the call: what the service adds, apart from what the loopback and the sandbox's loop add.
+    excess_written = _gap_excess(written or {}, backlog, window_end, shape.gap_s)
+    excess_begun = _gap_excess(call_starts, backlog, window_end, shape.gap_s)
     checked, violations, violations_by = _gaps_below(call_starts.values(), shape.gap_s)
     _, arrival_violations, arrival_by = _gaps_below(arrivals.values(), shape.gap_s)
     expected = len(workload.on_time) * shape.sends_per_account
@@ -245,12 +246,29 @@ def judge(
         "gaps_at_sandbox_below_gap": arrival_violations,
         "gaps_at_sandbox_worst_shortfall_ms": round(arrival_by * 1000, 2),
         "gap_excess_when_waiting": h.ms_summary(excess_backlog),
+        "gap_excess_when_waiting_parts": {
+            "between_calls_begun": h.ms_summary(excess_begun),
+            "between_requests_written": h.ms_summary(excess_written),
+        },
         "lateness_parts": {
             "due_to_claim_start": h.ms_summary(due_to_claim),
             "claim_start_to_sandbox": h.ms_summary(claim_to_arrival),
         },
         "unmatched_requests": unknown,
     }
+
+
+def _gap_excess(
+    series: dict[str, list[float]], backlog: set[str], window_end: float, gap_s: float
+) -> list[float]:
+    """How much longer than the gap each pair of a backlog account's sends (in the window) was apart."""
+    return [
+        b - a - gap_s
+        for account, times in series.items()
+        if account in backlog
+        for a, b in itertools.pairwise(sorted(times))
+        if a <= window_end
+    ]
 
 
 def _gaps_below(series: Iterable[list[float]], gap_s: float) -> tuple[int, int, float]:

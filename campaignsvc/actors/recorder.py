@@ -23,7 +23,6 @@ from campaignsvc import metrics
 from campaignsvc.domain.campaign import ParticipantUpdate
 from campaignsvc.errors import DatabaseUnavailable, QueryTimeout, SerializationConflict, StorageError
 from campaignsvc.logs import get_logger
-from campaignsvc.storage import accounts as accounts_db
 from campaignsvc.storage import dispatch, outbox
 from campaignsvc.storage.store import Store
 
@@ -184,7 +183,6 @@ class Recorder:
             events = 0
             for o in batch:
                 events += await self._write_alone(o)
-        await self._record_call_starts(batch)
         self.recorded += len(batch)
         self.batches += 1
         if events:
@@ -196,18 +194,6 @@ class Recorder:
             self._release(o.campaign_id, o.participant_id, o.bd_account_id, o.update)
         self._committed.set()
         self._committed = trio.Event()
-
-    async def _record_call_starts(self, batch: list[Outcome]) -> None:
-        """The calls' exact starts, in a statement of their own after the batch: in the batch's transaction,
-        which holds participant rows, it deadlocked with a flood block (the account's state row, then its
-        participants). Best effort: without it a restart allows 100 ms for a start only planned."""
-        starts = [(o.bd_account_id, o.call_started_at) for o in batch if o.call_started_at is not None]
-        if not starts:
-            return
-        try:
-            await self._store.run(accounts_db.record_call_starts, starts)
-        except StorageError as exc:
-            log.warning("recorder.call_starts_not_recorded", error=str(exc), accounts=len(starts))
 
     async def _write_retrying(self, batch: list[Outcome]) -> int:
         """Write the batch, waiting out an unavailable database; other storage errors are raised."""

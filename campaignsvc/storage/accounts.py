@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,13 +17,21 @@ _RULES_VERSION = """md5(row(a.is_active, a.timezone, a.working_hours_start, a.wo
 
 async def limiter_state(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> dict[str, Any] | None:
     """The account's row, the version of its rules, its last send start, and its send starts of the last
-    48 hours."""
+    48 hours.
+
+    The last start is the later of two: the start the latest claim planned (``campaign_account_state``,
+    written in the claim's statement) and the latest call start the ledger holds (``campaign_sends.sent_at``
+    of a sent row, written with its outcome). It is *exact* when the ledger's has caught up with the plan:
+    the latest call was made and recorded. Otherwise the process died between claim and outcome, and the
+    call may have left a little later than planned (actors.limiter.RECOVERED_START_ALLOWANCE)."""
     row = await conn.fetchrow(
         f"""
         SELECT a.id, a.organization_id, a.is_active, a.timezone, a.working_hours_start, a.working_hours_end,
                a.working_days, a.max_dm_per_day, a.send_blocked_until, a.flood_wait_until, a.flood_reason,
-               a.spam_restricted_at, s.last_send_at, s.block_reason, {_RULES_VERSION} AS rules_version,
-               s.last_call_at IS NOT NULL AND s.last_call_at >= s.last_send_at AS last_send_exact
+               a.spam_restricted_at, s.last_send_at AS planned_start, s.block_reason,
+               {_RULES_VERSION} AS rules_version,
+               (SELECT max(l.sent_at) FROM campaign_sends l
+                 WHERE l.bd_account_id = a.id AND l.status = 'sent') AS recorded_start
         FROM bd_accounts a LEFT JOIN campaign_account_state s ON s.bd_account_id = a.id
         WHERE a.id = $1
         """,
@@ -43,6 +50,9 @@ async def limiter_state(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> d
         bd_account_id,
     )
     state = dict(row.items())
+    planned, recorded = state.pop("planned_start"), state.pop("recorded_start")
+    state["last_send_at"] = max((t for t in (planned, recorded) if t is not None), default=None)
+    state["last_send_exact"] = recorded is not None and (planned is None or recorded >= planned)
     state["recent_starts"] = sorted(r["at"] for r in starts if r["at"] is not None)
     return state
 
@@ -115,27 +125,3 @@ async def settings_versions(
         bd_account_ids,
     )
     return {r["id"]: r["v"] for r in rows}
-
-
-async def record_call_starts(conn: asyncpg.Connection, starts: Sequence[tuple[uuid.UUID, datetime]]) -> None:
-    """The real start of each account's latest Messaging call, once its outcome is known. The claim wrote
-    the start it planned; the call started at that instant or a little after (the event loop's wake-up, or
-    a claim that ran late), so the later of the two stays: a restart never measures the gap from too early.
-    The later claim of the account's next send, if already committed, is later still and stays too."""
-    if not starts:
-        return
-    latest: dict[uuid.UUID, datetime] = {}
-    for account, at in starts:
-        latest[account] = max(at, latest.get(account, at))
-    latest = dict(sorted(latest.items()))  # rows locked in one order by every such statement
-    await conn.execute(
-        """
-        INSERT INTO campaign_account_state (bd_account_id, last_send_at, last_call_at, updated_at)
-        SELECT u.account, u.at, u.at, now() FROM unnest($1::uuid[], $2::timestamptz[]) AS u (account, at)
-        ON CONFLICT (bd_account_id) DO UPDATE
-        SET last_send_at = GREATEST(campaign_account_state.last_send_at, EXCLUDED.last_send_at),
-            last_call_at = GREATEST(campaign_account_state.last_call_at, EXCLUDED.last_call_at), updated_at = now()
-        """,
-        list(latest),
-        list(latest.values()),
-    )

@@ -361,8 +361,8 @@ def _touch_account(account: str, start_at: str) -> str:
     """A CTE recording the account's last send start in the claim's own statement, so the gap survives a
     restart at no extra round-trip (PostgreSQL runs a data-modifying CTE even when nothing reads it).
     The claim runs ahead of the call (actors.limiter.CLAIM_LEAD), so what it records is when the call will
-    start: the planned start, or now if the claim ran late (the call then starts at once). The outcome
-    writes the exact start afterwards (storage/accounts.record_call_starts)."""
+    start: the planned start, or now if the claim ran late (the call then starts at once). The exact start
+    is the ledger's ``sent_at``, written with the outcome (storage/accounts.limiter_state reads both)."""
     # clock_timestamp(), not now(): now() is the transaction's start, a slow claim's whole duration early.
     start = f"GREATEST(clock_timestamp(), COALESCE({start_at}::timestamptz, clock_timestamp()))"
     return f"""touched AS (
