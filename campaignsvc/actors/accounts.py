@@ -1,4 +1,5 @@
-"""A BD account's sending rules, from its ``bd_accounts`` row and the service settings."""
+"""A BD account's sending rules (domain.pacing.AccountPolicy), from its ``bd_accounts`` row and the service
+settings."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 from campaignsvc.actors.limiter import AccountSettings
 from campaignsvc.config import Settings
 from campaignsvc.domain import schedule as sched
+from campaignsvc.domain.pacing import AccountPolicy
 from campaignsvc.domain.validation import parse_zone
 
 
@@ -36,11 +38,13 @@ def account_cap(row: Mapping[str, Any], settings: Settings) -> int:
     return cap if isinstance(cap, int) and cap >= 0 else settings.max_sends_per_account_per_day
 
 
-def account_settings(row: Mapping[str, Any], settings: Settings, now: dt.datetime) -> AccountSettings:
+def account_policy(row: Mapping[str, Any], settings: Settings, now: dt.datetime) -> AccountPolicy:
+    """The account's pacing rules from its ``bd_accounts`` row (and ``campaign_account_state``'s block
+    reason when joined)."""
     blocked = [
         t for t in (row.get("send_blocked_until"), row.get("flood_wait_until")) if t is not None and t > now
     ]
-    return AccountSettings(
+    return AccountPolicy(
         timezone=account_zone(row),
         schedule=account_schedule(row),
         daily_cap=account_cap(row, settings),
@@ -50,6 +54,12 @@ def account_settings(row: Mapping[str, Any], settings: Settings, now: dt.datetim
         blocked_until=max(blocked) if blocked else None,
         block_reason=row.get("block_reason") or (row.get("flood_reason") if blocked else None),
         restricted=row.get("spam_restricted_at") is not None,
+    )
+
+
+def account_settings(row: Mapping[str, Any], settings: Settings, now: dt.datetime) -> AccountSettings:
+    return AccountSettings(
+        policy=account_policy(row, settings, now),
         last_start=row.get("last_send_at"),
         last_start_exact=bool(row.get("last_send_exact")),
         recent_starts=list(row.get("recent_starts") or []),

@@ -12,21 +12,19 @@ import datetime as dt
 import random
 import uuid
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import attrs
 
-from campaignsvc.actors.accounts import account_cap, account_schedule, account_zone
+from campaignsvc.actors.accounts import account_policy
 from campaignsvc.config import Settings
-from campaignsvc.domain import schedule as sched
+from campaignsvc.domain import pacing
 from campaignsvc.domain import steps as st
-from campaignsvc.domain.campaign import WINDOW_JITTER_S, CampaignPlan
+from campaignsvc.domain.campaign import CampaignPlan
 from campaignsvc.errors import CampaignsvcError
 from campaignsvc.storage import enrolment as db
 from campaignsvc.storage import lifecycle
 
-UTC = ZoneInfo("UTC")
 UNREACHABLE = "Contact has no Telegram ID or username"
 
 
@@ -68,11 +66,6 @@ class _Placement:
     unreachable: list[uuid.UUID]
 
 
-def _midnight(zone: ZoneInfo, at: dt.datetime) -> dt.datetime:
-    """The start of ``at``'s day in ``zone``, in UTC: where that day's sends start counting."""
-    return dt.datetime.combine(at.astimezone(zone).date(), dt.time(), tzinfo=zone).astimezone(dt.UTC)
-
-
 async def _place(
     conn: asyncpg.Connection,
     plan: CampaignPlan,
@@ -109,27 +102,18 @@ async def _place(
         assigned[account].append((m.key, channel))
 
     placed = _Placement([], [], [], [], first.index, unreachable)
-    gap = plan.spread_gap_s(settings.min_gap_s)
-    zones: dict[uuid.UUID, ZoneInfo] = {}
+    policies = {a: account_policy(by_id[a], settings, now) for a, chosen in assigned.items() if chosen}
     starts: dict[uuid.UUID, dt.datetime] = {}
-    for account in (a for a, chosen in assigned.items() if chosen):
-        zones[account] = account_zone(by_id[account]) or (plan.schedule.tz if plan.schedule else UTC)
+    for account, policy in policies.items():
         latest = loads.get(account, (0, None))[1]
-        starts[account] = first.at if latest is None else max(first.at, latest + dt.timedelta(seconds=gap))
-    sent = await db.sent_since_each(conn, {a: _midnight(zones[a], starts[a]) for a in starts})
+        after = policy.after_gap(latest, plan.spread_gap_s(policy.floor_s))
+        starts[account] = first.at if after is None else max(first.at, after)
+    sent = await db.sent_since_each(
+        conn, {a: pacing.day_start(policies[a].day_zone(plan), starts[a]) for a in starts}
+    )
     for account, start in starts.items():
-        row, chosen, zone = by_id[account], assigned[account], zones[account]
-        times = sched.spread(
-            start,
-            len(chosen),
-            gap_s=gap,
-            daily_cap=plan.daily_cap(account_cap(row, settings)),
-            sent_today=sent[account],
-            schedule=plan.effective_schedule(account_schedule(row)),
-            day_tz=zone,
-            rng=rng,
-            jitter_s=WINDOW_JITTER_S,
-        )
+        chosen = assigned[account]
+        times = policies[account].spread(plan, start, len(chosen), sent_today=sent[account], rng=rng)
         for (key, channel), at in zip(chosen, times, strict=True):
             placed.keys.append(key)
             placed.accounts.append(account)
@@ -203,32 +187,15 @@ async def respread_overdue(
     for r in rows:
         per_account.setdefault(r["bd_account_id"], []).append(r["id"])
     accounts = {a["id"]: a for a in await db.sending_accounts(conn, plan.organization_id, list(per_account))}
+    # An account that no longer sends keeps the service's defaults (its participants wait for it).
+    policies = {a: account_policy(accounts.get(a, {}), settings, now) for a in per_account}
+    sent = await db.sent_since_each(
+        conn, {a: pacing.day_start(policy.day_zone(plan), now) for a, policy in policies.items()}
+    )
     ids: list[uuid.UUID] = []
     due: list[dt.datetime] = []
-    zones = {
-        a: (account_zone(accounts[a]) if a in accounts else None)
-        or (plan.schedule.tz if plan.schedule else UTC)
-        for a in per_account
-    }
-    sent = await db.sent_since_each(conn, {a: _midnight(zone, now) for a, zone in zones.items()})
     for account, members in per_account.items():
-        row = accounts.get(account)
-        schedule = plan.effective_schedule(account_schedule(row) if row else None)
-        zone = zones[account]
-        times = sched.spread(
-            now,
-            len(members),
-            gap_s=plan.spread_gap_s(settings.min_gap_s),
-            daily_cap=plan.daily_cap(
-                account_cap(row, settings) if row else settings.max_sends_per_account_per_day
-            ),
-            sent_today=sent[account],
-            schedule=schedule,
-            day_tz=zone,
-            rng=rng,
-            jitter_s=WINDOW_JITTER_S,
-        )
         ids += members
-        due += times
+        due += policies[account].spread(plan, now, len(members), sent_today=sent[account], rng=rng)
     await lifecycle.set_due(conn, ids, due)
     return len(ids)

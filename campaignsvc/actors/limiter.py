@@ -27,12 +27,12 @@ import attrs
 import trio
 
 from campaignsvc.actors.clock import Clock
-from campaignsvc.domain import schedule as sched
-from campaignsvc.domain.campaign import WINDOW_JITTER_S, CampaignPlan
+from campaignsvc.domain import pacing
+from campaignsvc.domain.campaign import CampaignPlan
+from campaignsvc.domain.pacing import AccountPolicy
 from campaignsvc.logs import get_logger
 
 log = get_logger(__name__)
-UTC = ZoneInfo("UTC")
 _HOUR = dt.timedelta(hours=1)
 # A send is claimed this long before it may start, and its Messaging call then waits for the start: the
 # call starts on time instead of after the claim's round-trips. Campaigns offer due sends this early too.
@@ -70,19 +70,9 @@ class SendReport:
 
 @attrs.define
 class AccountSettings:
-    """The account's rules and persisted state, read from the database when the limiter starts."""
+    """What the limiter reads from the database when it starts: the account's rules and its history."""
 
-    timezone: ZoneInfo | None = None
-    schedule: sched.Schedule | None = None
-    daily_cap: int = 20  # 0 = no cap
-    floor_s: float = 360.0
-    # Added to every non-zero gap: calls that start exactly at the gap's end reached Messaging a few ms
-    # under it (loopback jitter); the gap is a promise about what Telegram sees (CAMPAIGN_GAP_SAFETY_MARGIN_MS).
-    margin_s: float = 0.0
-    active: bool = True
-    blocked_until: dt.datetime | None = None
-    block_reason: str | None = None
-    restricted: bool = False  # spam-restricted: no sends until cleared
+    policy: AccountPolicy = attrs.field(factory=AccountPolicy)
     last_start: dt.datetime | None = None
     last_start_exact: bool = False  # last_start was recorded with its call's outcome, not only planned
     recent_starts: list[dt.datetime] = attrs.field(factory=list)
@@ -180,44 +170,33 @@ class AccountLimiter:
     def _poke(self) -> None:
         self._changed.set()
 
-    def day_zone(self, plan: CampaignPlan) -> ZoneInfo:
-        """Days are counted in the account's zone, else the campaign's, else UTC (R-THR-1)."""
-        if self.settings.timezone is not None:
-            return self.settings.timezone
-        return plan.schedule.tz if plan.schedule is not None else UTC
-
     def sent_since(self, since: dt.datetime) -> int:
-        return len(self._starts) - bisect.bisect_left(self._starts, since)
+        return pacing.sent_since(self._starts, since)
 
     def sent_today(self, zone: ZoneInfo, now: dt.datetime) -> int:
-        local = now.astimezone(zone)
-        midnight = dt.datetime.combine(local.date(), dt.time(), tzinfo=zone).astimezone(dt.UTC)
-        return self.sent_since(midnight)
+        return self.settings.policy.sent_today(self._starts, zone, now)
 
     def _gap_for(self, plan: CampaignPlan) -> float:
         if self._next_gap is None or self._next_gap[0] != plan.id:
-            self._next_gap = (plan.id, plan.gap_s(self.settings.floor_s, self._rng))
+            self._next_gap = (plan.id, self.settings.policy.gap(plan, self._rng))
         return self._next_gap[1]
 
     def next_allowed(self) -> dt.datetime | None:
-        """The earliest next send start: the sampled gap of the campaign up next, else the account floor."""
-        if self.settings.last_start is None:
-            return None
-        gap = self._next_gap[1] if self._next_gap is not None else self.settings.floor_s
-        return self.settings.last_start + dt.timedelta(seconds=gap)
+        """The earliest next start by the gap alone: the sampled gap of the campaign up next (else the
+        account floor) after the last start, with the margin."""
+        gap = self._next_gap[1] if self._next_gap is not None else self.settings.policy.floor_s
+        return self.settings.policy.after_gap(self.settings.last_start, gap)
 
     def next_start(self, now: dt.datetime) -> dt.datetime | None:
-        """When the account may send next, all rules taken together: the gap, a flood block, and the day's
-        cap once no campaign may send today. None: at once (or never, while restricted)."""
-        s = self.settings
-        zone = s.timezone or UTC
-        candidates = [t for t in (self.next_allowed(), s.blocked_until) if t is not None and t > now]
-        if self.state == "daily_cap" and self.cap_until is not None and self.cap_until > now:
-            candidates.append(self.cap_until)
-        elif s.daily_cap and self.sent_today(zone, now) >= s.daily_cap:
-            # At the account's cap with nothing offered yet: its next day starts at local midnight.
-            candidates.append(sched.next_local_midnight(zone, now))
-        return max(candidates, default=None)
+        """When the account may send next, all rules taken together (domain.pacing)."""
+        policy = self.settings.policy
+        return policy.next_start(
+            now,
+            sent_today=self.sent_today(policy.day_zone(), now),
+            last_start=self.settings.last_start,
+            gap_s=self._next_gap[1] if self._next_gap is not None else None,
+            cap_until=self.cap_until if self.state == "daily_cap" else None,
+        )
 
     def _defer(self, request: SendRequest, until: dt.datetime, reason: str) -> None:
         self._lanes.pop(request.plan.id, None)
@@ -226,39 +205,29 @@ class AccountLimiter:
 
     def _choose(self, now: dt.datetime) -> tuple[SendRequest | None, dt.datetime | None]:
         """The request to send next and when; (None, t) to wait until t (None: until something changes)."""
-        s = self.settings
-        if not s.active or s.restricted:
-            self.state = "restricted"
-            return None, None
-        if s.blocked_until is not None and s.blocked_until > now:
-            self.state = "flood_blocked"
-            return None, s.blocked_until
+        policy = self.settings.policy
+        held = policy.hold(now)
+        if held is not None:
+            self.state = held.state
+            return None, held.until
         for cid in list(self._rr):
             request = self._lanes[cid]
-            plan = request.plan
-            schedule = plan.effective_schedule(s.schedule)
-            zone = self.day_zone(plan)
-            cap = plan.daily_cap(s.daily_cap)
-            if cap and self.sent_today(zone, now) >= cap:
-                until = sched.place(
-                    schedule, sched.next_local_midnight(zone, now), self._rng, WINDOW_JITTER_S
-                )
-                self.cap_until = until
-                self._defer(request, until, "cap")
-                continue
-            gap = self._gap_for(plan)
-            start_at = max(now, request.due_at)
-            if s.last_start is not None:
-                margin = s.margin_s if gap > 0 else 0.0
-                start_at = max(start_at, s.last_start + dt.timedelta(seconds=gap + margin))
-            # Checked when the send could start: a window that closes within the gap hands the request back
-            # now instead of holding the account idle until then while other lanes wait.
-            if not sched.is_open(schedule, start_at):
-                until = sched.place(schedule, start_at, self._rng, WINDOW_JITTER_S)
-                self.window_until = until
-                self._defer(request, until, "window")
-                continue
-            return request, start_at
+            verdict = policy.decide(
+                request.plan,
+                due_at=request.due_at,
+                now=now,
+                last_start=self.settings.last_start,
+                gap_s=self._gap_for(request.plan),
+                starts=self._starts,
+                rng=self._rng,
+            )
+            if isinstance(verdict, pacing.Start):
+                return request, verdict.at
+            if verdict.reason == "cap":
+                self.cap_until = verdict.until
+            else:
+                self.window_until = verdict.until
+            self._defer(request, verdict.until, verdict.reason)
         self.state = "daily_cap" if self.cap_until and self.cap_until > now else "idle"
         return None, None
 
@@ -289,9 +258,8 @@ class AccountLimiter:
 
     async def _end_block_if_over(self, now: dt.datetime) -> None:
         s = self.settings
-        if s.blocked_until is not None and s.blocked_until <= now:
-            s.blocked_until = None
-            s.block_reason = None
+        if s.policy.blocked_until is not None and s.policy.blocked_until <= now:
+            s.policy = attrs.evolve(s.policy, blocked_until=None, block_reason=None)
             log.info("limiter.unblocked", bd_account_id=str(self.bd_account_id))
             if self._on_unblock is not None:
                 await self._on_unblock()
@@ -342,8 +310,9 @@ class AccountLimiter:
                 del self._starts[: bisect.bisect_left(self._starts, started - 48 * _HOUR)]
             self._next_gap = None
         if report.block_until is not None:
-            self.settings.blocked_until = report.block_until
-            self.settings.block_reason = report.block_reason
+            self.settings.policy = attrs.evolve(
+                self.settings.policy, blocked_until=report.block_until, block_reason=report.block_reason
+            )
             log.warning(
                 "limiter.blocked",
                 bd_account_id=str(self.bd_account_id),
@@ -355,8 +324,8 @@ class AccountLimiter:
 
     def snapshot(self) -> dict[str, Any]:
         now = self._clock.now()
-        s = self.settings
-        zone = s.timezone or UTC
+        s = self.settings.policy
+        zone = s.day_zone()
         edges = [bisect.bisect_left(self._starts, now - dt.timedelta(minutes=m)) for m in range(60, -1, -1)]
         per_minute = [edges[i + 1] - edges[i] for i in range(60)]
         return {
@@ -366,7 +335,7 @@ class AccountLimiter:
             "blockReason": s.block_reason,
             "sentToday": self.sent_today(zone, now),
             "dailyCap": s.daily_cap,
-            "lastSendAt": s.last_start,
+            "lastSendAt": self.settings.last_start,
             "nextAllowedAt": self.next_start(now),
             "floorSeconds": s.floor_s,
             "queued": [str(cid) for cid in self._rr],

@@ -118,7 +118,7 @@ class DispatchSender:
         plan = request.plan
         now = self._clock.now()
         decided_at = now if start_at is None else max(now, start_at)
-        schedule = plan.effective_schedule(limiter.settings.schedule)
+        schedule = limiter.settings.policy.window(plan)
         step = plan.steps[request.step]
         quarantine = dt.timedelta(seconds=self._settings.in_doubt_retry_after_s)
         result = await self._store.run(

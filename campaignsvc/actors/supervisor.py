@@ -36,6 +36,7 @@ from campaignsvc.actors.recorder import Recorder
 from campaignsvc.actors.send_path import DispatchSender
 from campaignsvc.config import Settings
 from campaignsvc.domain.campaign import CampaignPlan, ParticipantUpdate
+from campaignsvc.domain.pacing import AccountPolicy
 from campaignsvc.errors import DatabaseUnavailable
 from campaignsvc.integrations.messaging import MessagingClient
 from campaignsvc.logs import get_logger
@@ -248,7 +249,10 @@ class Supervisor:
             limiter = AccountLimiter(
                 bd_account_id,
                 AccountSettings(
-                    floor_s=self._settings.min_gap_s, daily_cap=self._settings.max_sends_per_account_per_day
+                    AccountPolicy(
+                        floor_s=self._settings.min_gap_s,
+                        daily_cap=self._settings.max_sends_per_account_per_day,
+                    )
                 ),
                 sender=self.sender,
                 on_defer=self._defer,
@@ -267,7 +271,7 @@ class Supervisor:
         async with self._boot:
             row = await self._store.run(accounts_db.limiter_state, bd_account_id, transaction=False)
         if row is None:
-            return AccountSettings(active=False, floor_s=self._settings.min_gap_s)
+            return AccountSettings(AccountPolicy(active=False, floor_s=self._settings.min_gap_s))
         return account_settings(row, self._settings, self._clock.now())
 
     async def _supervise_limiter(self, limiter: AccountLimiter) -> None:

@@ -309,6 +309,11 @@ def local_day(tz: ZoneInfo, at: datetime) -> date:
     return _utc(at).astimezone(tz).date()
 
 
+def previous_local_midnight(tz: ZoneInfo, at: datetime) -> datetime:
+    """The first instant of ``at``'s local day (01:00 where midnight falls in a DST gap)."""
+    return _resolve(tz, local_day(tz, at), 0)
+
+
 def next_local_midnight(tz: ZoneInfo, at: datetime) -> datetime:
     """The first instant of the local day after ``at``'s (01:00 where midnight falls in a DST gap)."""
     return _resolve(tz, local_day(tz, at) + _ONE_DAY, 0)

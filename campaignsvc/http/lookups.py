@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 from quart import Blueprint
 
+from campaignsvc.domain import pacing
 from campaignsvc.domain.validation import parse_zone
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
@@ -37,15 +38,6 @@ from campaignsvc.storage import lookups as db
 bp = Blueprint("lookups", __name__, url_prefix="/api/campaigns")
 
 
-def local_midnight(timezone: str | None, now: dt.datetime) -> dt.datetime:
-    """The start of the current day in ``timezone`` (an IANA name; unknown or empty → UTC), as UTC."""
-    zone = parse_zone(timezone) or dt.UTC
-    local = now.astimezone(zone)
-    # Midnight may not exist (a DST jump at 00:00): fold=0 resolves to the instant the day began.
-    midnight = dt.datetime.combine(local.date(), dt.time(0), tzinfo=zone)
-    return midnight.astimezone(dt.UTC)
-
-
 @endpoint(
     bp,
     "GET",
@@ -65,7 +57,7 @@ async def agents_sent_today(
 
     async def run(conn: asyncpg.Connection) -> tuple[list[Mapping[str, Any]], dict[uuid.UUID, int]]:
         accounts = visible_accounts(who, await db.active_accounts(conn, who.organization_id))
-        since = {a["id"]: local_midnight(a["timezone"], now) for a in accounts}
+        since = {a["id"]: pacing.day_start(parse_zone(a["timezone"]) or pacing.UTC, now) for a in accounts}
         return accounts, await db.sent_since(conn, who.organization_id, since)
 
     return await services().store.run(run)

@@ -11,7 +11,7 @@ import asyncpg
 from pydantic import BaseModel, Field
 from quart import Blueprint
 
-from campaignsvc.actors.accounts import account_cap
+from campaignsvc.actors.accounts import account_policy
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
@@ -19,8 +19,6 @@ from campaignsvc.http.lookups import agents_sent_today
 from campaignsvc.http.presenters import account_display_name
 
 bp = Blueprint("throttle", __name__, url_prefix="/api/campaigns")
-
-STATES = ("idle", "sending", "waiting_gap", "flood_blocked", "restricted", "daily_cap")
 
 
 class AccountThrottle(BaseModel):
@@ -48,30 +46,18 @@ class AccountThrottle(BaseModel):
 
 
 def _from_database(account: asyncpg.Record, sent_today: int, now: dt.datetime) -> dict[str, Any]:
-    settings = services().settings
-    blocked = max(
-        (t for t in (account["send_blocked_until"], account["flood_wait_until"]) if t and t > now),
-        default=None,
-    )
-    cap = account_cap(account, settings)
-    if account["spam_restricted_at"] is not None:
-        state = "restricted"
-    elif blocked is not None:
-        state = "flood_blocked"
-    elif cap and sent_today >= cap:
-        state = "daily_cap"
-    else:
-        state = "idle"
+    """An account without a running limiter, by its rules alone (domain.pacing, as its limiter would)."""
+    policy = account_policy(account, services().settings, now)
     return {
         "bdAccountId": account["id"],
-        "state": state,
-        "blockedUntil": blocked,
-        "blockReason": account["flood_reason"] if blocked else None,
+        "state": policy.state(now, sent_today=sent_today),
+        "blockedUntil": policy.blocked_until,
+        "blockReason": policy.block_reason,
         "sentToday": sent_today,
-        "dailyCap": cap,
+        "dailyCap": policy.daily_cap,
         "lastSendAt": None,
-        "nextAllowedAt": blocked,
-        "floorSeconds": settings.min_gap_s,
+        "nextAllowedAt": policy.next_start(now, sent_today=sent_today),
+        "floorSeconds": policy.floor_s,
         "queueDepth": {},
         "queued": [],
         "sendingParticipantId": None,

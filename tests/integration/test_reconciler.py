@@ -47,19 +47,19 @@ async def test_account_row_change__reaches_its_live_limiter(nursery, store, org)
     account = await org.bd_account(max_dm_per_day=3)
     limiter = env.supervisor.limiter(account)
     with trio.fail_after(30):
-        while limiter.settings.daily_cap != 3:
+        while limiter.settings.policy.daily_cap != 3:
             await trio.sleep(0.05)
-    assert limiter.settings.active
+    assert limiter.settings.policy.active
 
     await store.execute(
         "UPDATE bd_accounts SET max_dm_per_day = 7, is_active = false, timezone = 'Asia/Tokyo' WHERE id = $1",
         account,
     )
     with trio.fail_after(30):
-        while limiter.settings.daily_cap != 7 or limiter.settings.active:
+        while limiter.settings.policy.daily_cap != 7 or limiter.settings.policy.active:
             await trio.sleep(0.05)
-    assert str(limiter.settings.timezone) == "Asia/Tokyo"
+    assert str(limiter.settings.policy.timezone) == "Asia/Tokyo"
     await store.execute("UPDATE bd_accounts SET is_active = true WHERE id = $1", account)
     with trio.fail_after(30):
-        while not limiter.settings.active:
+        while not limiter.settings.policy.active:
             await trio.sleep(0.05)

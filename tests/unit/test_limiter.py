@@ -30,6 +30,7 @@ from campaignsvc.actors.clock import TrioClock
 from campaignsvc.actors.limiter import AccountLimiter, AccountSettings, SendReport, SendRequest
 from campaignsvc.domain import schedule as sched
 from campaignsvc.domain.campaign import WINDOW_JITTER_S, CampaignPlan, gap_range
+from campaignsvc.domain.pacing import AccountPolicy
 
 UTC = ZoneInfo("UTC")
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -89,9 +90,13 @@ def make_plan(
     )
 
 
+_HISTORY = {f.name for f in attrs.fields(AccountSettings)} - {"policy"}
+
+
 def open_settings(**changes: Any) -> AccountSettings:
-    """No floor, no cap, no window: only what a test sets applies."""
-    return AccountSettings(**{"floor_s": 0.0, "daily_cap": 0, **changes})
+    """No floor, no cap, no window: only what a test sets applies (rules and history by name)."""
+    rules = {"floor_s": 0.0, "daily_cap": 0} | {k: v for k, v in changes.items() if k not in _HISTORY}
+    return AccountSettings(AccountPolicy(**rules), **{k: v for k, v in changes.items() if k in _HISTORY})
 
 
 @attrs.frozen
@@ -344,7 +349,7 @@ async def test_limiter__thousand_accounts_mixed_gaps_never_send_closer_than_the_
         sends = by_account[account]
         assert sends, f"account {account} never sent"
         starts = [sent.start for sent in sends]
-        s = limiter.settings
+        s = limiter.settings.policy
         for k, sent in enumerate(sends):
             plan = plan_of[sent.campaign]
             assert plan in campaigns_of[account]
@@ -354,7 +359,7 @@ async def test_limiter__thousand_accounts_mixed_gaps_never_send_closer_than_the_
             # Below the cap that applies, counted in the account's zone, else the campaign's, else UTC.
             cap = plan.daily_cap(s.daily_cap)
             if cap:
-                zone = limiter.day_zone(plan)
+                zone = limiter.settings.policy.day_zone(plan)
                 midnight = dt.datetime.combine(sched.local_day(zone, sent.start), dt.time(), tzinfo=zone)
                 assert k - bisect.bisect_left(starts, midnight) < cap, (account, sent)
             # Work waiting (offered, gap elapsed) starts at once: the excess over the gap.
@@ -378,13 +383,15 @@ async def test_limiter__thousand_accounts_mixed_gaps_never_send_closer_than_the_
     for d in world.deferrals:
         limiter = world.limiters[d.request.bd_account_id]
         if d.reason == "window":
-            schedule = d.request.plan.effective_schedule(limiter.settings.schedule)
+            schedule = d.request.plan.effective_schedule(limiter.settings.policy.schedule)
             # Handed back when it could not start before the window closes: the next window start + jitter.
             start = sched.next_open(schedule, d.until - JITTER)
             assert d.at < start <= d.until < start + JITTER, d
         else:
             assert d.reason == "cap"
-            assert d.until >= sched.next_local_midnight(limiter.day_zone(d.request.plan), d.at)
+            assert d.until >= sched.next_local_midnight(
+                limiter.settings.policy.day_zone(d.request.plan), d.at
+            )
 
     assert {d.reason for d in world.deferrals} == {"cap", "window"}
     assert checked_gaps > 10_000
@@ -466,7 +473,7 @@ async def test_limiter__flood_block_holds_every_campaign_until_it_ends(autojump_
         assert [s.campaign for s in world.sent()] == [a.id, b.id, a.id, b.id]
         assert unblocked == [flood_until]
         assert limiter.state == "flood_blocked"
-        assert limiter.settings.block_reason == "peer_flood"
+        assert limiter.settings.policy.block_reason == "peer_flood"
 
         # The block is lifted in the database: a reload lets the account resume at once.
         await world.until(world.at(2_460))
@@ -697,7 +704,7 @@ async def test_limiter__drop_forgets_the_queued_request_but_not_the_send_under_w
 async def test_limiter__gap_holds_across_a_restart(autojump_clock):
     world = World(utc(2025, 6, 10, 10, 0))
     floored = world.account(
-        AccountSettings(floor_s=360, daily_cap=0, last_start=world.at(-100), recent_starts=[world.at(-100)])
+        open_settings(floor_s=360, last_start=world.at(-100), recent_starts=[world.at(-100)])
     )
     ranged = world.account(open_settings(last_start=world.at(-100), recent_starts=[world.at(-100)]))
     world.campaign(make_plan({"sendDelaySeconds": 60}), [floored])
