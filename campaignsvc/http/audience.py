@@ -27,7 +27,7 @@ from campaignsvc.errors import UniqueViolation
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
-from campaignsvc.http.errors import ApiError, conflict, not_found, validation
+from campaignsvc.http.errors import ApiError, conflict, validation
 from campaignsvc.http.models.audience import (
     BulkAdded,
     CsvImport,
@@ -177,11 +177,12 @@ async def _editable(conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.
     bp,
     "DELETE",
     "/<id>/participants/<contactId>",
-    summary="Remove one contact from the campaign (not while it is active)",
-    status=204,
+    summary="Remove one contact from the campaign (not while it is active): deleted 1, or 0 if it was "
+    "not a participant",
+    response=Deleted,
     errors=(404, 409),
 )
-async def remove_participant(id: uuid.UUID, contactId: uuid.UUID) -> None:
+async def remove_participant(id: uuid.UUID, contactId: uuid.UUID) -> dict[str, int]:
     org = ident.current().organization_id
 
     async def run(conn: asyncpg.Connection) -> str:
@@ -189,10 +190,9 @@ async def remove_participant(id: uuid.UUID, contactId: uuid.UUID) -> None:
         return await db.delete_participant(conn, org, id, contactId)
 
     outcome = await services().store.run(run)
-    if outcome == "missing":
-        raise not_found("Participant not found")
     if outcome == "busy":
         raise conflict("A message to this participant is being sent; try again when it is recorded")
+    return {"deleted": 1 if outcome == "deleted" else 0}
 
 
 @endpoint(

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 from quart import Blueprint, Response, request
+from werkzeug.datastructures import MIMEAccept
 
 from campaignsvc.domain.audience_import import format_record, spreadsheet_safe
 from campaignsvc.http import identity as ident
@@ -28,8 +29,8 @@ from campaignsvc.http.models.reporting import (
     SENDS_MAX_LIMIT,
     Analytics,
     AnalyticsQuery,
+    CampaignParticipantExportRow,
     ExportQuery,
-    ExportRow,
     ParticipantAccount,
     ParticipantRow,
     ParticipantsQuery,
@@ -37,6 +38,7 @@ from campaignsvc.http.models.reporting import (
     Stats,
     contact_name,
     export_body,
+    export_json_row,
     send_body,
     stats_body,
 )
@@ -282,7 +284,7 @@ async def _export_stream(
         rows, names = await store.run(_rows, org, campaign_id, chunk, reply_text=True)
         records = [export_body(r, names) for r in rows]
         if as_json and records:
-            yield (("," if emitted else "") + ",".join(dumps(r) for r in records)).encode()
+            yield (("," if emitted else "") + ",".join(dumps(export_json_row(r)) for r in records)).encode()
             emitted = True
         elif not as_json:
             yield "".join(format_record(_cell(r[c]) for c in EXPORT_COLUMNS) for r in records).encode()
@@ -290,31 +292,33 @@ async def _export_stream(
         yield b"]"
 
 
+def _prefers_csv() -> bool:
+    """The client ranks text/csv above application/json. Media-type parameters do not count here
+    (``text/csv; charset=utf-8`` asks for the CSV); no Accept, ``*/*`` or a tie is JSON."""
+    accept = MIMEAccept([(value.split(";")[0].strip(), q) for value, q in request.accept_mimetypes])
+    return accept.quality("text/csv") > accept.quality("application/json")
+
+
 @endpoint(
     bp,
     "GET",
     "/<id>/participants/export",
-    summary="Every participant: CSV, or JSON rows when the client prefers application/json",
+    summary="Every participant: JSON rows for the front end, or a CSV with Accept: text/csv or ?format=csv",
     query=ExportQuery,
-    response=CSV_SCHEMA,
-    content_type="text/csv",
-    alternatives={"application/json": list[ExportRow]},
+    response=list[CampaignParticipantExportRow],
+    alternatives={"text/csv": CSV_SCHEMA},
     errors=(404,),
 )
 async def export_participants(id: uuid.UUID, query: ExportQuery) -> Response:
-    wanted = query.format or (
-        "json"
-        if request.accept_mimetypes.best_match(["text/csv", "application/json"]) == "application/json"
-        else "csv"
-    )
+    as_csv = query.format == "csv" if query.format else _prefers_csv()
     store = services().store
 
     async def run(conn: asyncpg.Connection, org: uuid.UUID) -> bytes:
         return await db.all_participant_ids(conn, org, id)
 
     ids = await _read(id, run)
-    body = _export_stream(store, ident.current().organization_id, id, ids, wanted == "json")
-    if wanted == "json":
+    body = _export_stream(store, ident.current().organization_id, id, ids, as_json=not as_csv)
+    if not as_csv:
         return Response(body, content_type="application/json")
     return Response(
         body,

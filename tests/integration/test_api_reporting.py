@@ -490,7 +490,7 @@ async def test_export__csv_with_header_quoting_and_safe_cells(client, org, store
     s, p = await _funnel(client, org, store)
     tricky = await org.contact(first_name='Smith, "J"\nJr', last_name="=HYPERLINK(1)", telegram_id="42")
     await s.participant(contact=tricky)
-    response, text = await _export(s)
+    response, text = await _export(s, accept="text/csv")
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/csv")
     assert "attachment" in response.headers["Content-Disposition"]
@@ -508,10 +508,32 @@ async def test_export__csv_with_header_quoting_and_safe_cells(client, org, store
     assert read["first_sent_at"] == iso(T0 + dt.timedelta(hours=1))
 
 
+# What the front end's CampaignParticipantExportRow holds, in its order (frontend/lib/api/campaigns.ts).
+FRONT_END_EXPORT_FIELDS = [
+    "first_name",
+    "last_name",
+    "username",
+    "phone",
+    "email",
+    "status",
+    "display_status",
+    "first_sent_at",
+    "sender_account",
+    "is_read",
+    "replied_at",
+    "first_reply_text",
+]
+
+
 async def test_export__json_rows_for_the_front_end(client, org, store):
     s, p = await _funnel(client, org, store)
     replied = await store.fetchrow(
         "SELECT contact_id, bd_account_id FROM campaign_participants WHERE id = $1", p["replied"]
+    )
+    await store.execute(
+        "UPDATE contacts SET first_name = 'Ann', last_name = 'Lee', username = 'ann_lee', phone = '+100', "
+        "email = 'ann@x.io' WHERE id = $1",
+        replied["contact_id"],
     )
     await s.message(
         "read",
@@ -523,80 +545,135 @@ async def test_export__json_rows_for_the_front_end(client, org, store):
     )
     response, text = await _export(s, accept="application/json, text/plain, */*")
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("application/json")
+    assert "Content-Disposition" not in response.headers
     rows = json.loads(text)
-    assert len(rows) == 7
-    row = next(r for r in rows if r["participant_id"] == str(p["replied"]))
-    assert (row["display_status"], row["is_read"], row["first_reply_text"]) == (
-        "replied",
-        True,
-        "Sounds good",
-    )
-    assert set(row) == {
-        "participant_id",
-        "contact_id",
-        "first_name",
-        "last_name",
-        "username",
-        "telegram_id",
-        "phone",
-        "email",
-        "status",
-        "status_phase",
-        "display_status",
-        "sender_account",
-        "first_sent_at",
-        "is_read",
-        "read_at",
-        "replied_at",
-        "shared_chat_created_at",
-        "pipeline_stage_name",
-        "current_step",
-        "next_send_at",
-        "last_error",
-        "first_reply_text",
+    assert len(rows) == 7 and all(list(r) == FRONT_END_EXPORT_FIELDS for r in rows)
+    # The page's order: latest first send first, never sent last.
+    by_status = [(r["status"], r["display_status"]) for r in rows]
+    assert by_status == [
+        ("completed", "completed"),
+        ("replied", "replied"),
+        ("sent", "read"),
+        ("sent", "sent"),
+        ("pending", "waiting"),
+        ("completed", "skipped"),
+        ("failed", "failed"),
+    ]
+    assert rows[1] == {
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "username": "ann_lee",
+        "phone": "+100",
+        "email": "ann@x.io",
+        "status": "replied",
+        "display_status": "replied",
+        "first_sent_at": iso(T0 + dt.timedelta(hours=2)),
+        "sender_account": "Sales 1",
+        "is_read": True,
+        "replied_at": iso(T0 + dt.timedelta(hours=4)),
+        "first_reply_text": "Sounds good",
     }
-    _, forced = await _export(s, query="?format=json", accept="text/csv")
-    assert len(json.loads(forced)) == 7
-    _, as_csv = await _export(s, query="?format=csv", accept="application/json")
-    assert as_csv.startswith("\ufeffparticipant_id")
+    waiting = rows[4]
+    assert (waiting["first_sent_at"], waiting["sender_account"], waiting["is_read"]) == (None, None, False)
+    assert (waiting["replied_at"], waiting["first_reply_text"]) == (None, None)
+    # display_status is the participants page's status_phase of the same participant.
+    _, page = await s.get("/participants")
+    assert [r["display_status"] for r in rows] == [r["status_phase"] for r in page]
+
+
+async def test_export__json_by_default_csv_when_asked(client, org, store):
+    s, _ = await _funnel(client, org, store)
+    as_json = [
+        ("", None),
+        ("", "*/*"),
+        ("", "application/json"),
+        ("", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        ("", "text/csv;q=0.5, application/json"),
+        ("?format=json", None),
+        ("?format=json", "text/csv"),
+    ]
+    for query, accept in as_json:
+        response, text = await _export(s, query=query, accept=accept)
+        assert response.status_code == 200, (query, accept)
+        assert response.headers["Content-Type"].startswith("application/json"), (query, accept)
+        assert len(json.loads(text)) == 7, (query, accept)
+    as_csv = [
+        ("", "text/csv"),
+        ("", "text/csv; charset=utf-8"),
+        ("", "text/csv, application/json;q=0.9"),
+        ("", "text/csv, */*;q=0.1"),
+        ("?format=csv", None),
+        ("?format=csv", "application/json"),
+    ]
+    for query, accept in as_csv:
+        response, text = await _export(s, query=query, accept=accept)
+        assert response.status_code == 200, (query, accept)
+        assert response.headers["Content-Type"] == "text/csv; charset=utf-8", (query, accept)
+        assert "attachment" in response.headers["Content-Disposition"], (query, accept)
+        assert text.startswith("\ufeffparticipant_id,contact_id,first_name,"), (query, accept)
+        assert text.count("\r\n") == 8, (query, accept)
 
 
 async def test_export__empty_campaign_and_bad_format(client, org, store):
     s = await _scenario(client, org, store)
-    _, text = await _export(s, accept="application/json")
+    _, text = await _export(s)
     assert text == "[]"
-    _, csv_text = await _export(s)
+    _, csv_text = await _export(s, accept="text/csv")
     assert csv_text.count("\r\n") == 1
-    response, _ = await _export(s, query="?format=xml")
-    assert response.status_code == 400
+    for bad in ("?format=xml", "?format=CSV", "?format="):
+        response, _ = await _export(s, query=bad)
+        assert response.status_code == 400, bad
+        assert (await response.get_json())["details"][0]["path"] == "format"
 
 
-async def test_export__a_hundred_thousand_participants(client, org, store):
-    s = await _scenario(client, org, store)
+async def _participants(store, org: Org, campaign_id: uuid.UUID, count: int) -> None:
     await store.execute(
         """
         WITH c AS (
             INSERT INTO contacts (organization_id, first_name, telegram_id)
-            SELECT $1, 'N' || g, (8000000000 + g)::text FROM generate_series(1, 100000) g
+            SELECT $1, 'N' || g, (8000000000 + g)::text FROM generate_series(1, $3) g
             RETURNING id, telegram_id
         )
         INSERT INTO campaign_participants (campaign_id, contact_id, enqueue_order)
         SELECT $2, id, telegram_id::bigint - 8000000000 FROM c
         """,
         org.id,
-        s.id,
+        campaign_id,
+        count,
     )
-    # Read as it streams: the test client buffers only ten body chunks before the handler must wait.
-    async with client.request(f"{s.url}/participants/export", headers=org.headers()) as connection:
+
+
+async def _streamed(client, path: str, headers: dict[str, str]) -> tuple[int, list[bytes]]:
+    """The body's chunks as they arrive: the test client buffers only ten before the handler must wait."""
+    async with client.request(path, headers=headers) as connection:
         await connection.send_complete()
-        body = bytearray()
+        chunks = []
         while True:
             try:
-                body.extend(await connection.receive())
+                chunks.append(await connection.receive())
             except trio.EndOfChannel:
                 break
-    assert connection.status_code == 200
-    lines = body.decode().split("\r\n")
+    return connection.status_code, chunks
+
+
+async def test_export__json_streams_chunk_by_chunk(client, org, store):
+    s = await _scenario(client, org, store)
+    await _participants(store, org, s.id, 4500)  # three transactions of EXPORT_CHUNK
+    status, chunks = await _streamed(client, f"{s.url}/participants/export", s.org.headers())
+    assert status == 200
+    assert len([c for c in chunks if c]) >= 4  # "[", then one chunk per transaction (and "]")
+    rows = json.loads(b"".join(chunks))
+    assert [r["first_name"] for r in rows] == [f"N{i}" for i in range(1, 4501)]
+    assert {r["display_status"] for r in rows} == {"waiting"} and {r["status"] for r in rows} == {"pending"}
+
+
+async def test_export__a_hundred_thousand_participants(client, org, store):
+    s = await _scenario(client, org, store)
+    await _participants(store, org, s.id, 100_000)
+    headers = {**org.headers(), "Accept": "text/csv"}
+    status, chunks = await _streamed(client, f"{s.url}/participants/export", headers)
+    assert status == 200
+    lines = b"".join(chunks).decode().split("\r\n")
     assert len(lines) == 100_002 and lines[-1] == ""
     assert lines[1].split(",")[2] == "N1" and lines[-2].split(",")[2] == "N100000"
 
@@ -635,11 +712,15 @@ async def test_openapi__reporting_responses_are_documented(client):
         "schema"
     ] == {"$ref": "#/components/schemas/Stats"}
     export = paths["/api/campaigns/{id}/participants/export"]["get"]["responses"]["200"]["content"]
-    assert export["text/csv"]["schema"]["type"] == "string"
+    assert list(export) == ["application/json", "text/csv"]
     assert export["application/json"]["schema"] == {
         "type": "array",
-        "items": {"$ref": "#/components/schemas/ExportRow"},
+        "items": {"$ref": "#/components/schemas/CampaignParticipantExportRow"},
     }
+    assert export["text/csv"]["schema"]["type"] == "string"
+    row = doc["components"]["schemas"]["CampaignParticipantExportRow"]
+    assert list(row["properties"]) == FRONT_END_EXPORT_FIELDS and row["required"] == FRONT_END_EXPORT_FIELDS
+    assert "label" in row["properties"]["display_status"]["description"]
     participants = paths["/api/campaigns/{id}/participants"]["get"]
     assert {p["name"] for p in participants["parameters"]} >= {
         "id",

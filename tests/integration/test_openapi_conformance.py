@@ -282,6 +282,7 @@ async def test_every_operation_answers_what_openapi_json_documents(nursery, stor
     await call("PATCH", f"{url}/templates/{ids.templates[0]}", {"content": "x"}, expect=409)
     await call("POST", f"{url}/sequences", {"templateId": ids.templates[0]}, expect=409)
     await call("DELETE", f"{url}/participants", expect=409)
+    await call("DELETE", f"{url}/participants/{crm.contacts[1]}", expect=409)
     await call("PATCH", url, {"schedule": None}, expect=400)
 
     # Reports, with data.
@@ -299,10 +300,16 @@ async def test_every_operation_answers_what_openapi_json_documents(nursery, stor
     await call("GET", f"{url}/participants", query={"status": "bogus"}, expect=400)
     _, sends = await call("GET", f"{url}/sends", query={"limit": 2}, expect=200)
     assert len(sends["data"]) == 2 and sends["pagination"]["total"] >= 4
-    _, export = await call("GET", f"{url}/participants/export", expect=200)
-    assert export.count("\r\n") == 6
-    _, export = await call("GET", f"{url}/participants/export", query={"format": "json"}, expect=200)
-    assert len(export) == 5
+    # The export: JSON rows by default (as the front end asks, and with no Accept at all), CSV on request.
+    axios = {**org.headers(), "Accept": "application/json, text/plain, */*"}
+    for headers, query in ((None, None), (axios, None), (None, {"format": "json"})):
+        _, export = await call("GET", f"{url}/participants/export", headers=headers, query=query, expect=200)
+        assert len(export) == 5 and {r["display_status"] for r in export} >= {"sent", "replied", "failed"}
+    as_csv = {**org.headers(), "Accept": "text/csv"}
+    for headers, query in ((as_csv, None), (None, {"format": "csv"})):
+        _, export = await call("GET", f"{url}/participants/export", headers=headers, query=query, expect=200)
+        assert export.startswith("\ufeffparticipant_id,") and export.count("\r\n") == 6
+    await call("GET", f"{url}/participants/export", query={"format": "xml"}, expect=400)
     _, throttle = await call("GET", "/api/campaigns/agents/throttle", expect=200)
     assert sum(a["sentToday"] for a in throttle) >= 4
     _, page = await call("GET", "/api/campaigns", query={"status": "active"}, expect=200)
@@ -335,8 +342,11 @@ async def test_every_operation_answers_what_openapi_json_documents(nursery, stor
     _, copy_row = await call("POST", f"{url}/duplicate", expect=201)
     assert copy_row["name"] == "Copy of World outreach"
     await call("POST", f"{url}/start", headers=org.headers("viewer"), expect=403)
-    await call("DELETE", f"{url}/participants/{crm.contacts[1]}", expect=204)
-    await call("DELETE", f"{url}/participants/{crm.contacts[1]}", expect=404)
+    _, removed_one = await call("DELETE", f"{url}/participants/{crm.contacts[1]}", expect=200)
+    assert removed_one == {"deleted": 1}
+    _, removed_one = await call("DELETE", f"{url}/participants/{crm.contacts[1]}", expect=200)
+    assert removed_one == {"deleted": 0}
+    await call("DELETE", f"{url}/participants/{crm.contacts[2]}", headers=org.headers("viewer"), expect=403)
     _, removed = await call("DELETE", f"{url}/accounts/{acc2}", expect=200)
     assert removed["remainingBdAccountIds"] == [acc1]
     await call("DELETE", f"{url}/accounts/{acc1}", expect=400)

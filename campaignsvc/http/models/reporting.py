@@ -219,10 +219,13 @@ class SendsPage(BaseModel):
 class ExportQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
     format: Literal["csv", "json"] | None = Field(
-        None, description="Default: from the Accept header (application/json → JSON rows, else CSV)"
+        None,
+        description="Wins over Accept. Without it: the CSV when Accept prefers text/csv to application/json, "
+        "else the JSON rows (no Accept, */*, application/json)",
     )
 
 
+# The CSV export's columns, in order.
 EXPORT_COLUMNS = (
     "participant_id",
     "contact_id",
@@ -248,32 +251,32 @@ EXPORT_COLUMNS = (
 )
 
 
-class ExportRow(BaseModel):
-    """A row of the JSON export (what the front end builds its own CSV from); the CSV has the same
-    columns except ``display_status``."""
+class CampaignParticipantExportRow(BaseModel):
+    """A row of the JSON export: the front end's ``CampaignParticipantExportRow``, from which it builds
+    its own CSV; exactly the fields it reads. The CSV export has more columns (``EXPORT_COLUMNS``)."""
 
-    participant_id: uuid.UUID
-    contact_id: uuid.UUID
     first_name: str | None
     last_name: str | None
     username: str | None
-    telegram_id: str | None
     phone: str | None
     email: str | None
-    status: str
-    status_phase: Phase
-    display_status: Phase
-    sender_account: str | None
-    first_sent_at: Timestamp | None
-    is_read: bool
-    read_at: Timestamp | None
+    status: str = Field(
+        description="The participant's state, as stored: pending, sent, replied, completed, stopped, "
+        "skipped, failed (the sends engine's word, not a label)"
+    )
+    display_status: Phase = Field(
+        description="The label the front end shows, the participants page's status_phase: waiting (not sent "
+        "yet), sent, read (the latest message sent was read), replied, completed (finished after a send), "
+        "skipped (finished with nothing sent), failed"
+    )
+    first_sent_at: Timestamp | None = Field(description="First message sent")
+    sender_account: str | None = Field(description="Display name of the BD account that sends to it")
+    is_read: bool = Field(description="The latest message sent was read (a reply counts as read)")
     replied_at: Timestamp | None
-    shared_chat_created_at: Timestamp | None
-    pipeline_stage_name: str | None
-    current_step: int
-    next_send_at: Timestamp | None
-    last_error: str | None
-    first_reply_text: str | None
+    first_reply_text: str | None = Field(description="The first message the contact sent back")
+
+
+EXPORT_FIELDS = tuple(CampaignParticipantExportRow.model_fields)
 
 
 CSV_SCHEMA: dict[str, Any] = {
@@ -356,6 +359,7 @@ def stats_body(counts: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) 
 
 
 def export_body(row: Mapping[str, Any], names: Mapping[uuid.UUID, str]) -> dict[str, Any]:
+    """A participant's row of the CSV export, every column of ``EXPORT_COLUMNS``."""
     sent = row["first_sent_at"] is not None
     read = bool(row["read_mark"] or row["latest_read_at"]) or (sent and row["status"] == "replied")
     phase = phase_of(row["status"], sent, read)
@@ -371,7 +375,6 @@ def export_body(row: Mapping[str, Any], names: Mapping[uuid.UUID, str]) -> dict[
         "email": row["email"],
         "status": row["status"],
         "status_phase": phase,
-        "display_status": phase,
         "sender_account": names.get(account) if account else None,
         "first_sent_at": row["first_sent_at"],
         "is_read": read,
@@ -383,6 +386,14 @@ def export_body(row: Mapping[str, Any], names: Mapping[uuid.UUID, str]) -> dict[
         "next_send_at": None if row["status"] == "failed" else row["next_send_at"],
         "last_error": row["last_error"],
         "first_reply_text": row["first_reply_text"],
+    }
+
+
+def export_json_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The front end's row (``CampaignParticipantExportRow``) of a CSV record from ``export_body``."""
+    return {
+        field: record["status_phase"] if field == "display_status" else record[field]
+        for field in EXPORT_FIELDS
     }
 
 
