@@ -60,7 +60,6 @@ class Settings:
     max_send_attempts: int = 5
     peer_flood_block_hours: float = 24.0
     reply_wait_hours: float = 168.0
-    lease_seconds: int = 30
     # Templates (SPEC R-TPL-1): what the default {{ai.personalize}} stub renders.
     ai_personalize_text: str = ""
     # Audience import (from-csv, from-usernames): the largest request body and the most rows one accepts.
@@ -126,7 +125,6 @@ class Settings:
             max_send_attempts=r.integer("MAX_SEND_ATTEMPTS", 5, low=1, high=100),
             peer_flood_block_hours=r.number("PEER_FLOOD_BLOCK_HOURS", 24.0, low=0.0, high=720.0),
             reply_wait_hours=r.number("REPLY_WAIT_HOURS", 168.0, low=0.0, high=8760.0),
-            lease_seconds=r.integer("LEASE_SECONDS", 30, low=2, high=3600),
             ai_personalize_text=r.text("AI_PERSONALIZE_TEXT", ""),
             csv_import_max_bytes=r.integer("CSV_IMPORT_MAX_BYTES", 5 * 1024 * 1024, low=1024, high=1 << 30),
             csv_import_max_rows=r.integer("CSV_IMPORT_MAX_ROWS", 50_000, low=1, high=10_000_000),

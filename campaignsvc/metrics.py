@@ -21,7 +21,7 @@ def render() -> tuple[bytes, str]:
 SENDS = Counter("campaign_sends_total", "Send attempts by outcome", ["outcome"])
 SEND_LATENESS = Histogram(
     "campaign_send_lateness_seconds",
-    "Send start minus due time",
+    "When a send's Messaging call started (its request written) minus its due time",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 60, 300, 3600),
 )
 ACCOUNT_BLOCKS = Counter("campaign_account_blocks_total", "BD account blocks by reason", ["reason"])

@@ -159,9 +159,6 @@ class Recorder:
         self.pending.add(outcome.participant_id)
         self._send.send_nowait(sanitised(outcome))
 
-    def backlog(self) -> int:
-        return self._receive.statistics().current_buffer_used
-
     async def run(self, *, task_status: trio.TaskStatus[Recorder] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started(self)
         async with self._receive:

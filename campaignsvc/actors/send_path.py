@@ -198,6 +198,7 @@ class DispatchSender:
             on_sent=lambda: written.append(self._clock.now()),
         )
         started = written[0] if written else began
+        metrics.SEND_LATENESS.observe(max(0.0, (started - request.due_at).total_seconds()))
         now = self._clock.now()
         waiting_status = PENDING if claimed.first_send else SENT
         metrics.SENDS.labels("delivered" if isinstance(answer, Delivered) else answer.error_class.value).inc()

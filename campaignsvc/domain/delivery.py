@@ -74,9 +74,6 @@ RECIPIENT_NEEDLES = (
 )
 _NOT_CONNECTED_NEEDLE = "not connected"
 _PEER_FLOOD_NEEDLE = "peer_flood"
-# Messaging's 500 when its call to bd-accounts was cut off (fetch abort) or timed out: Telegram may
-# have accepted the message.
-_GAVE_UP_RE = re.compile(r"abort|timed? ?out|timeout|deadline", re.IGNORECASE)
 _WAIT_RE = re.compile(r"wait of (\d+) seconds", re.IGNORECASE)
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 
 import trio
+from prometheus_client import REGISTRY
 
 from campaignsvc.sandbox import SandboxConfig
 from tests.integration.dispatch_helpers import FakePipeline, reply_event, start_env
@@ -410,3 +411,18 @@ async def test_start__materialises_the_audience_from_filters_scheduled_in_one_go
     assert by_contact[username_only]["channel_id"] == "u_only"
     await env.wait_status(cid, "completed")
     assert taken  # the other campaign only served to make those contacts "not new"
+
+
+async def test_every_call__is_observed_in_the_lateness_histogram(nursery, store, org):
+    """The service's main SLO metric: one observation per Messaging call, from its start to its due time."""
+    def observed() -> float:
+        return REGISTRY.get_sample_value("campaign_send_lateness_seconds_count") or 0.0
+
+    env = await start_env(nursery, store, org)
+    before = observed()
+    cid = await env.campaign(
+        accounts=[await org.bd_account()], contacts=await org.contacts(3), steps=[{}, {}]
+    )
+    await env.api("POST", f"/api/campaigns/{cid}/start")
+    await env.wait_status(cid, "completed")
+    assert observed() - before == 6
