@@ -1,8 +1,8 @@
 """The supervisor: owns the actor nursery and the control inbox.
 
-Strategy: isolate and restart. Each campaign actor and account limiter runs in its own supervised task;
-one crashing is logged with its identity, counted, and restarted with backoff — it never cancels
-another. On boot the supervisor rebuilds everything from the database (the truth): sends left in
+Strategy: isolate and restart (actors/supervision.py). Each campaign actor and account limiter runs in its
+own supervised task; one crashing is logged with its identity, counted, and restarted with backoff — it
+never cancels another. On boot the supervisor rebuilds everything from the database (the truth): sends left in
 ``sending`` by a crash become in doubt, and every active campaign gets its actor back.
 """
 
@@ -34,10 +34,10 @@ from campaignsvc.actors.messages import (
 from campaignsvc.actors.reconciler import Reconciler
 from campaignsvc.actors.recorder import Recorder
 from campaignsvc.actors.send_path import DispatchSender
+from campaignsvc.actors.supervision import supervise
 from campaignsvc.config import Settings
 from campaignsvc.domain.campaign import CampaignPlan, ParticipantUpdate
 from campaignsvc.domain.pacing import AccountPolicy
-from campaignsvc.errors import DatabaseUnavailable
 from campaignsvc.integrations.messaging import MessagingClient
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import accounts as accounts_db
@@ -45,19 +45,6 @@ from campaignsvc.storage import dispatch, lifecycle
 from campaignsvc.storage.store import Store
 
 log = get_logger(__name__)
-
-MAX_BACKOFF_S = 60.0
-# A database outage is nobody's bug: an actor it stopped comes back this soon, however often it happened.
-OUTAGE_BACKOFF_S = 2.0
-# An actor that ran this long before crashing starts its backoff from the beginning again.
-HEALTHY_RUN_S = 30.0
-
-
-def restart_delay(failures: int, exc: Exception) -> float:
-    """Backoff before restart ``failures`` of an actor. Every database restart crashed each busy limiter
-    once or twice, and a count that never reset left limiters asleep for 30-60 s after a third outage."""
-    delay = min(MAX_BACKOFF_S, 0.5 * 2 ** min(failures, 8))
-    return min(delay, OUTAGE_BACKOFF_S) if isinstance(exc, DatabaseUnavailable) else delay
 
 
 @attrs.define
@@ -129,8 +116,11 @@ class Supervisor:
                 recovered = await self._store.run(dispatch.recover_unfinished, quarantine)
                 if recovered:
                     log.warning("supervisor.in_doubt_recovered", sends=recovered)
-                for campaign_id in await self._store.run(dispatch.active_campaign_ids, transaction=False):
-                    self._start_campaign(campaign_id)
+                # Every active campaign's actor has read its campaign (or crashed, and will retry) before
+                # the supervisor says it runs; they boot side by side, in turns for the database.
+                async with trio.open_nursery() as booting:
+                    for campaign_id in await self._store.run(dispatch.active_campaign_ids, transaction=False):
+                        booting.start_soon(self._start_campaign_ready, campaign_id)
                 await nursery.start(self.reconciler.run)
                 self.state = "running"
                 task_status.started(self)
@@ -176,12 +166,25 @@ class Supervisor:
     # --- campaign actors -----------------------------------------------------------------------------
 
     def _start_campaign(self, campaign_id: uuid.UUID) -> None:
+        """Start the campaign's actor (if it is not running) without waiting for it to be ready."""
+        running = self._register(campaign_id)
+        if running is not None:
+            assert self._nursery is not None
+            self._nursery.start_soon(self._run_campaign, campaign_id, running)
+
+    async def _start_campaign_ready(self, campaign_id: uuid.UUID) -> None:
+        """Start the campaign's actor (if it is not running) and return once it is ready."""
+        running = self._register(campaign_id)
+        if running is not None:
+            assert self._nursery is not None
+            await self._nursery.start(self._run_campaign, campaign_id, running)
+
+    def _register(self, campaign_id: uuid.UUID) -> _Running | None:
         if self._nursery is None or self.state == "stopping" or campaign_id in self.campaigns:
-            return
-        scope = trio.CancelScope()
-        actor = self._new_actor(campaign_id)
-        self.campaigns[campaign_id] = _Running(actor, scope)
-        self._nursery.start_soon(self._supervise_campaign, campaign_id, scope)
+            return None
+        running = _Running(self._new_actor(campaign_id), trio.CancelScope())
+        self.campaigns[campaign_id] = running
+        return running
 
     def _new_actor(self, campaign_id: uuid.UUID) -> CampaignActor:
         return CampaignActor(
@@ -201,36 +204,35 @@ class Supervisor:
         for limiter in self.limiters.values():
             limiter.drop(campaign_id)
 
-    async def _supervise_campaign(self, campaign_id: uuid.UUID, scope: trio.CancelScope) -> None:
-        failures = 0
-        with scope:
-            while True:
-                running = self.campaigns.get(campaign_id)
-                if running is None or running.scope is not scope:
-                    return
-                began = trio.current_time()
-                try:
-                    await running.actor.run()
-                    break  # completed, or no longer active
-                except Exception as exc:
-                    failures = 1 if trio.current_time() - began > HEALTHY_RUN_S else failures + 1
-                    self.restarts["campaign"] += 1
-                    metrics.ACTOR_RESTARTS.labels("campaign").inc()
-                    delay = restart_delay(failures, exc)
-                    log.exception(
-                        "campaign.crashed",
-                        campaign_id=str(campaign_id),
-                        restarts=failures,
-                        retry_in_s=delay,
-                        error=str(exc),
-                    )
-                    for limiter in self.limiters.values():
-                        limiter.drop(campaign_id)
-                    await trio.sleep(delay)
-                    if self.campaigns.get(campaign_id) is running:
-                        running.actor = self._new_actor(campaign_id)
-        current = self.campaigns.get(campaign_id)
-        if current is not None and current.scope is scope:
+    async def _run_campaign(
+        self,
+        campaign_id: uuid.UUID,
+        running: _Running,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        runs = 0
+
+        async def run(*, task_status: trio.TaskStatus[CampaignActor]) -> None:
+            nonlocal runs
+            if self.campaigns.get(campaign_id) is not running:
+                task_status.started()  # stopped while it waited to restart
+                return
+            if runs:
+                running.actor = self._new_actor(campaign_id)  # a crashed actor's memory is not trusted
+            runs += 1
+            await running.actor.run(task_status=task_status)
+
+        def crashed(_: BaseException) -> None:
+            self.restarts["campaign"] += 1
+            for limiter in self.limiters.values():
+                limiter.drop(campaign_id)
+
+        with running.scope:
+            await supervise(
+                "campaign", {"campaign_id": str(campaign_id)}, run, crashed=crashed, task_status=task_status
+            )
+        if self.campaigns.get(campaign_id) is running:
             del self.campaigns[campaign_id]
 
     async def _enrol(self, plan: CampaignPlan) -> None:
@@ -264,7 +266,7 @@ class Supervisor:
             limiter.reload()
             self.limiters[bd_account_id] = limiter
             assert self._nursery is not None
-            self._nursery.start_soon(self._supervise_limiter, limiter)
+            self._nursery.start_soon(self._run_limiter, limiter)
         return limiter
 
     async def _load_account(self, bd_account_id: uuid.UUID) -> AccountSettings | None:
@@ -274,30 +276,23 @@ class Supervisor:
             return AccountSettings(AccountPolicy(active=False, floor_s=self._settings.min_gap_s))
         return account_settings(row, self._settings, self._clock.now())
 
-    async def _supervise_limiter(self, limiter: AccountLimiter) -> None:
-        failures = 0
-        while True:
-            began = trio.current_time()
-            try:
-                await limiter.run()
-                return
-            except Exception as exc:
-                failures = 1 if trio.current_time() - began > HEALTHY_RUN_S else failures + 1
-                self.restarts["limiter"] += 1
-                metrics.ACTOR_RESTARTS.labels("limiter").inc()
-                delay = restart_delay(failures, exc)
-                log.exception(
-                    "limiter.crashed",
-                    bd_account_id=str(limiter.bd_account_id),
-                    restarts=failures,
-                    retry_in_s=delay,
-                    error=str(exc),
-                )
-                lost = limiter.take_lost()
-                if lost is not None:
-                    self._release(lost.plan.id, lost.participant_id, lost.bd_account_id, None)
-                limiter.reload()
-                await trio.sleep(delay)
+    async def _run_limiter(
+        self, limiter: AccountLimiter, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        def crashed(_: BaseException) -> None:
+            self.restarts["limiter"] += 1
+            lost = limiter.take_lost()
+            if lost is not None:
+                self._release(lost.plan.id, lost.participant_id, lost.bd_account_id, None)
+            limiter.reload()
+
+        await supervise(
+            "limiter",
+            {"bd_account_id": str(limiter.bd_account_id)},
+            limiter.run,
+            crashed=crashed,
+            task_status=task_status,
+        )
 
     def events_written(self) -> None:
         self._events_written()

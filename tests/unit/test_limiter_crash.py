@@ -49,7 +49,7 @@ async def test_limiter_crash__releases_the_slot_of_the_send_under_way(autojump_c
     participant = uuid.uuid4()
     limiter.offer(SendRequest(plan, participant, account, 0, clock.now()))
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(supervisor._supervise_limiter, limiter)
+        nursery.start_soon(supervisor._run_limiter, limiter)
         with trio.fail_after(60):
             while not actor.released_:
                 await trio.sleep(0.1)
@@ -60,7 +60,7 @@ async def test_limiter_crash__releases_the_slot_of_the_send_under_way(autojump_c
 
 
 def test_restart_delay__an_outage_never_puts_an_actor_to_sleep_for_long():
-    from campaignsvc.actors.supervisor import OUTAGE_BACKOFF_S, restart_delay
+    from campaignsvc.actors.supervision import OUTAGE_BACKOFF_S, restart_delay
     from campaignsvc.errors import DatabaseUnavailable
 
     assert restart_delay(8, DatabaseUnavailable("down")) == OUTAGE_BACKOFF_S
