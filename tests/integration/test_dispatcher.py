@@ -415,6 +415,7 @@ async def test_start__materialises_the_audience_from_filters_scheduled_in_one_go
 
 async def test_every_call__is_observed_in_the_lateness_histogram(nursery, store, org):
     """The service's main SLO metric: one observation per Messaging call, from its start to its due time."""
+
     def observed() -> float:
         return REGISTRY.get_sample_value("campaign_send_lateness_seconds_count") or 0.0
 
