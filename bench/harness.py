@@ -40,12 +40,10 @@ import trio
 from trio_asyncio import aio_as_trio
 
 from campaignsvc import heap
-from campaignsvc.actors.inbound import InboundHandler
 from campaignsvc.actors.supervisor import Supervisor
 from campaignsvc.config import Settings
-from campaignsvc.http.app import create_app
-from campaignsvc.http.context import Services
 from campaignsvc.integrations.messaging import MessagingClient
+from campaignsvc.runtime import build
 from campaignsvc.storage import migrate, seed
 from campaignsvc.storage import store as store_module
 from campaignsvc.storage.store import Store, _init_connection
@@ -581,14 +579,12 @@ async def running_service(
             internal_auth_secret=settings.internal_auth_secret,
         )
     async with open_store(settings, statements) as store:
-        supervisor = Supervisor(store, settings, messaging=messaging)
+        runtime = build(settings, store, messaging=messaging)
+        supervisor = runtime.supervisor
         try:
             async with trio.open_nursery() as nursery:
-                if supervise:
-                    await nursery.start(supervisor.run)
-                inbound = InboundHandler(store, settings, tell=supervisor.tell)
-                services = Services(settings=settings, store=store, supervisor=supervisor, inbound=inbound)
-                client = create_app(services).test_client()
+                await runtime.start(nursery, supervise=supervise)
+                client = runtime.app().test_client()
                 with heap.frozen_survivors() if supervise else contextlib.nullcontext():
                     yield Service(
                         store=store, settings=settings, supervisor=supervisor, client=client, org=org

@@ -15,7 +15,6 @@ finish, bounded by SHUTDOWN_GRACE_SECONDS), then cancel what is left and close t
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
 from functools import partial
 
 import trio
@@ -23,16 +22,12 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from campaignsvc import heap
-from campaignsvc.actors.inbound import InboundHandler
-from campaignsvc.actors.leads import LeadCreator
-from campaignsvc.actors.supervisor import Supervisor
 from campaignsvc.config import Settings
-from campaignsvc.http.app import create_app
-from campaignsvc.http.context import Services
 from campaignsvc.integrations.amqp import EventsService
 from campaignsvc.integrations.pipeline import PipelineClient
 from campaignsvc.logs import get_logger
-from campaignsvc.storage import migrate
+from campaignsvc.runtime import build
+from campaignsvc.storage import migrate, notifications
 from campaignsvc.storage.store import Store
 
 log = get_logger(__name__)
@@ -64,16 +59,6 @@ async def _serve_http(
         done.set()
 
 
-class _Late:
-    """A callback whose target is set after the objects that call it are built."""
-
-    def __init__(self) -> None:
-        self.target: Callable[[], None] = lambda: None
-
-    def __call__(self) -> None:
-        self.target()
-
-
 async def run_service(
     settings: Settings,
     dsn: str,
@@ -86,15 +71,9 @@ async def run_service(
         pipeline = PipelineClient(
             settings.pipeline_service_url, internal_auth_secret=settings.internal_auth_secret
         )
-        # The relay is woken after every commit that wrote outbox rows; it is built after its writers.
-        relay_wake = _Late()
-        leads = LeadCreator(store, pipeline, events_written=relay_wake)
-        supervisor = Supervisor(store, settings, leads_due=leads.wake, events_written=relay_wake)
-        inbound = InboundHandler(
-            store, settings, tell=supervisor.tell, leads_due=leads.wake, events_written=relay_wake
-        )
-        events = EventsService(settings, store, inbound)
-        relay_wake.target = events.wake_relay
+        runtime = build(settings, store, pipeline=pipeline)
+        events = EventsService(settings, store, runtime.inbound)
+        runtime.services.amqp_state = events.state
         events_scope = trio.CancelScope()
 
         async def run_events(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -103,19 +82,11 @@ async def run_service(
 
         http_done = trio.Event()
         async with trio.open_nursery() as infrastructure:
-            await infrastructure.start(supervisor.run)
-            await infrastructure.start(leads.run)
+            await runtime.start(infrastructure)
             await infrastructure.start(run_events)
-            services = Services(
-                settings=settings,
-                store=store,
-                supervisor=supervisor,
-                inbound=inbound,
-                amqp_state=events.state,
-                events_written=relay_wake,
-            )
-            app = create_app(services)
-            binds = await infrastructure.start(_serve_http, app, settings, shutdown, http_done)
+            # Outbox rows wake the relay when they commit, whoever wrote them (migration 0008).
+            await infrastructure.start(notifications.listen, dsn, notifications.OUTBOX, events.wake_relay)
+            binds = await infrastructure.start(_serve_http, runtime.app(), settings, shutdown, http_done)
             log.info("service.listening", urls=binds)
             task_status.started(binds)
             with heap.frozen_survivors():
@@ -126,8 +97,8 @@ async def run_service(
                 await http_done.wait()
             # Stop consuming first: a handler cut short rolls back and the broker redelivers the event.
             events_scope.cancel()
-            await supervisor.stop(settings.shutdown_grace_s)
-            relay_wake()
+            await runtime.supervisor.stop(settings.shutdown_grace_s)
+            events.wake_relay()
             infrastructure.cancel_scope.cancel()
     log.info("service.stopped")
 

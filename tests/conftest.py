@@ -25,11 +25,10 @@ import trio
 import trio_asyncio
 
 from campaignsvc import logs
-from campaignsvc.actors.inbound import InboundHandler
-from campaignsvc.actors.supervisor import Supervisor
 from campaignsvc.config import Settings
 from campaignsvc.http.app import create_app
 from campaignsvc.http.context import Services
+from campaignsvc.runtime import build
 from campaignsvc.storage.store import Store
 from tests import pg
 from tests.factories import Org, make_org
@@ -94,10 +93,9 @@ def settings() -> Settings:
 
 @pytest.fixture
 async def services(store: Store, settings: Settings, nursery: trio.Nursery) -> Services:
-    supervisor = Supervisor(store, settings)
-    await nursery.start(supervisor.run)
-    inbound = InboundHandler(store, settings, tell=supervisor.tell)
-    return Services(settings=settings, store=store, supervisor=supervisor, inbound=inbound)
+    runtime = build(settings, store)
+    await runtime.start(nursery)
+    return runtime.services
 
 
 @pytest.fixture

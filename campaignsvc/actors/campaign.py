@@ -43,8 +43,6 @@ class Directory(Protocol):
 
     def limiter(self, bd_account_id: uuid.UUID) -> AccountLimiter: ...
 
-    def events_written(self) -> None: ...
-
 
 @attrs.frozen
 class _Released:
@@ -325,8 +323,6 @@ class CampaignActor:
         completed, next_check = await self._store.run(
             lifecycle.complete_if_done, self.campaign_id, self.plan.reply_wait
         )
-        if completed:
-            self._directory.events_written()
         return completed, next_check
 
     async def _enrol_unscheduled(self) -> None:

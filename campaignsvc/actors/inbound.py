@@ -10,8 +10,8 @@
 - ``bd_account.flood.cleared`` / ``spam.restricted`` / ``spam.cleared``: the account's limiter re-reads
   its block; a restriction pauses the campaigns that have no other account.
 
-One transaction per event, including the processed-event claim; control messages go to the supervisor
-after the commit. Used by the RabbitMQ consumer and by ``POST /api/campaigns/events``.
+One transaction per event, including the processed-event claim; control messages go on the bus after the
+commit. Used by the RabbitMQ consumer and by ``POST /api/campaigns/events``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Set
+from collections.abc import Callable, Set
 from typing import Any
 
 import asyncpg
@@ -27,7 +27,14 @@ import attrs
 
 from campaignsvc.actors import enrolment
 from campaignsvc.actors.accounts import account_schedule
-from campaignsvc.actors.messages import AccountChanged, CampaignDeactivated, ParticipantsChanged
+from campaignsvc.actors.bus import Bus
+from campaignsvc.actors.messages import (
+    AccountChanged,
+    CampaignDeactivated,
+    ControlMessage,
+    LeadsOwed,
+    ParticipantsChanged,
+)
 from campaignsvc.config import Settings
 from campaignsvc.domain import schedule as sched
 from campaignsvc.domain import steps as st
@@ -52,13 +59,12 @@ SPAMBOT_TELEGRAM_ID = "178220800"
 class Effects:
     """What the transaction decided, acted on after the commit."""
 
-    messages: list[object] = attrs.field(factory=list)
-    events: int = 0
+    messages: list[ControlMessage] = attrs.field(factory=list)
     duplicate: bool = False
     replied: int = 0
     released: int = 0
 
-    def tell(self, message: object) -> None:
+    def tell(self, message: ControlMessage) -> None:
         if message not in self.messages:
             self.messages.append(message)
 
@@ -90,16 +96,12 @@ class InboundHandler:
         store: Store,
         settings: Settings,
         *,
-        tell: Callable[[object], Awaitable[None]],
-        events_written: Callable[[], None] = lambda: None,
-        leads_due: Callable[[], None] = lambda: None,
+        bus: Bus,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._store = store
         self._settings = settings
-        self._tell = tell
-        self._events_written = events_written
-        self._leads_due = leads_due
+        self._bus = bus
         self._now = now
         self._rng = random.Random()
 
@@ -109,12 +111,10 @@ class InboundHandler:
 
     async def handle(self, event: Event) -> Effects:
         effects = await self._store.run(self._apply, event, self._now())
-        if effects.events:
-            self._events_written()
         if effects.replied:
-            self._leads_due()
+            self._bus.publish(LeadsOwed())
         for message in effects.messages:
-            await self._tell(message)
+            self._bus.publish(message)
         if effects.replied or effects.released:
             log.info(
                 "reply.recorded", event_id=str(event.id), replied=effects.replied, released=effects.released
@@ -253,7 +253,6 @@ class InboundHandler:
             changed = await replies.spam_restricted(conn, org, account, event.data.get("source"))
             if changed:
                 for campaign_id in await lifecycle.pause_campaigns_only_on(conn, account, "spam_restricted"):
-                    effects.events += 1
                     effects.tell(CampaignDeactivated(campaign_id))
         if changed:
             effects.tell(AccountChanged(account))

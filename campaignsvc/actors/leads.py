@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from collections.abc import Callable
 
 import asyncpg
 import trio
 
+from campaignsvc.actors.bus import Bus
+from campaignsvc.actors.messages import ControlMessage, LeadsOwed
 from campaignsvc.domain.delivery import backoff_s
 from campaignsvc.errors import StorageError
 from campaignsvc.integrations.pipeline import LeadCreationFailed, PipelineClient
@@ -35,12 +36,13 @@ class LeadCreator:
         store: Store,
         pipeline: PipelineClient,
         *,
-        events_written: Callable[[], None] = lambda: None,
+        bus: Bus | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._store = store
         self._pipeline = pipeline
-        self._events_written = events_written
+        # Woken by LeadsOwed; without a bus it looks every IDLE_RECHECK_S (and when woken directly).
+        self._owed = bus.subscribe(LeadsOwed) if bus is not None else None
         self._rng = rng or random.Random()
         self._wake = trio.Event()
         self.created = 0
@@ -51,20 +53,30 @@ class LeadCreator:
     async def run(self, *, task_status: trio.TaskStatus[LeadCreator] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started(self)
         try:
-            while True:
-                try:
-                    worked = await self._round()
-                except StorageError as exc:
-                    log.warning("leads.database_error", error=str(exc))
-                    worked = False
-                if worked:
-                    continue
-                self._wake = trio.Event()
-                with trio.move_on_after(IDLE_RECHECK_S):
-                    await self._wake.wait()
+            async with trio.open_nursery() as nursery:
+                if self._owed is not None:
+                    nursery.start_soon(self._hear_owed, self._owed)
+                await self._work()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await self._pipeline.aclose()
+
+    async def _hear_owed(self, owed: trio.MemoryReceiveChannel[ControlMessage]) -> None:
+        async for _ in owed:
+            self.wake()
+
+    async def _work(self) -> None:
+        while True:
+            self._wake = trio.Event()  # before the round: a wake during it is not lost
+            try:
+                worked = await self._round()
+            except StorageError as exc:
+                log.warning("leads.database_error", error=str(exc))
+                worked = False
+            if worked:
+                continue
+            with trio.move_on_after(IDLE_RECHECK_S):
+                await self._wake.wait()
 
     async def _round(self) -> bool:
         batch = await self._store.run(db.due, BATCH, transaction=False)
@@ -96,7 +108,6 @@ class LeadCreator:
             return
         await self._store.run(db.created, item, lead_id, on_reply=on_reply)
         self.created += 1
-        self._events_written()
 
 
 def _uuid(value: object) -> uuid.UUID | None:

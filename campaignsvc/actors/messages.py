@@ -38,3 +38,12 @@ class AccountChanged:
     """A BD account's block, pause or settings changed: its limiter re-reads its state."""
 
     bd_account_id: uuid.UUID
+
+
+@attrs.frozen
+class LeadsOwed:
+    """Participants were marked as owed a pipeline lead (first send, reply): the lead creator looks now."""
+
+
+# Everything the control bus carries.
+ControlMessage = CampaignActivated | CampaignDeactivated | ParticipantsChanged | AccountChanged | LeadsOwed

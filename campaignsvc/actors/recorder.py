@@ -20,6 +20,8 @@ import attrs
 import trio
 
 from campaignsvc import metrics
+from campaignsvc.actors.bus import Bus
+from campaignsvc.actors.messages import LeadsOwed
 from campaignsvc.domain.campaign import ParticipantUpdate
 from campaignsvc.errors import DatabaseUnavailable, QueryTimeout, SerializationConflict, StorageError
 from campaignsvc.logs import get_logger
@@ -113,7 +115,7 @@ def minimal(o: Outcome) -> Outcome:
 Release = Callable[[uuid.UUID, uuid.UUID, uuid.UUID, ParticipantUpdate | None], None]
 
 
-async def _write(conn: asyncpg.Connection, batch: list[Outcome]) -> int:
+async def _write(conn: asyncpg.Connection, batch: list[Outcome]) -> None:
     """The batch in one transaction, one statement per kind of write (not per outcome)."""
     await dispatch.finish_sends(
         conn,
@@ -130,7 +132,6 @@ async def _write(conn: asyncpg.Connection, batch: list[Outcome]) -> int:
     await dispatch.mark_leads_due(conn, [o.participant_id for o in batch if o.lead_due])
     events = [(o.event[0], o.organization_id, o.event[1]) for o in batch if o.event is not None]
     await outbox.enqueue_many(conn, events)
-    return len(events)
 
 
 class Recorder:
@@ -139,13 +140,11 @@ class Recorder:
         store: Store,
         *,
         release: Release,
-        events_written: Callable[[], None] = lambda: None,
-        leads_due: Callable[[], None] = lambda: None,
+        bus: Bus,
     ) -> None:
         self._store = store
         self._release = release
-        self._events_written = events_written
-        self._leads_due = leads_due
+        self._bus = bus
         self._send, self._receive = trio.open_memory_channel[Outcome](math.inf)
         self.recorded = 0
         self.batches = 0
@@ -173,39 +172,38 @@ class Recorder:
 
     async def _commit(self, batch: list[Outcome]) -> None:
         try:
-            events = await self._write_retrying(batch)
+            await self._write_retrying(batch)
         except StorageError as exc:
             # A row PostgreSQL will never take must not hold back the others (nor every later batch).
             log.warning("recorder.batch_rejected", error=str(exc), outcomes=len(batch))
-            events = 0
             for o in batch:
-                events += await self._write_alone(o)
+                await self._write_alone(o)
         self.recorded += len(batch)
         self.batches += 1
-        if events:
-            self._events_written()
         if any(o.lead_due for o in batch):
-            self._leads_due()
+            self._bus.publish(LeadsOwed())
         for o in batch:
             self.pending.discard(o.participant_id)
             self._release(o.campaign_id, o.participant_id, o.bd_account_id, o.update)
         self._committed.set()
         self._committed = trio.Event()
 
-    async def _write_retrying(self, batch: list[Outcome]) -> int:
+    async def _write_retrying(self, batch: list[Outcome]) -> None:
         """Write the batch, waiting out an unavailable database; other storage errors are raised."""
         delay = 0.1
         while True:
             try:
-                return await self._store.run(_write, batch)
+                await self._store.run(_write, batch)
+                return
             except _TRANSIENT as exc:
                 log.warning("recorder.retry", error=str(exc), outcomes=len(batch), in_s=delay)
                 await trio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _write_alone(self, o: Outcome) -> int:
+    async def _write_alone(self, o: Outcome) -> None:
         try:
-            return await self._write_retrying([o])
+            await self._write_retrying([o])
+            return
         except StorageError as exc:
             error = str(exc)
         self.rejected += 1
@@ -218,12 +216,11 @@ class Recorder:
             error=error,
         )
         try:
-            return await self._write_retrying([minimal(o)])
+            await self._write_retrying([minimal(o)])
         except StorageError as exc:
             # Nothing of it can be written: the slot is still freed; the ledger row stays 'sending' and
             # the participant due, which the boot recovery and the reconciler handle like a crash.
             log.error("recorder.outcome_dropped", participant_id=str(o.participant_id), error=str(exc))
-            return 0
 
     async def drain(self, timeout_s: float) -> None:
         """Wait (bounded) until every outcome handed in so far is committed."""

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import math
 import random
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -22,6 +20,7 @@ import trio
 from campaignsvc import metrics
 from campaignsvc.actors import enrolment
 from campaignsvc.actors.accounts import account_settings
+from campaignsvc.actors.bus import Bus
 from campaignsvc.actors.campaign import CampaignActor
 from campaignsvc.actors.clock import Clock, SystemClock
 from campaignsvc.actors.limiter import AccountLimiter, AccountSettings, SendRequest
@@ -29,6 +28,7 @@ from campaignsvc.actors.messages import (
     AccountChanged,
     CampaignActivated,
     CampaignDeactivated,
+    ControlMessage,
     ParticipantsChanged,
 )
 from campaignsvc.actors.reconciler import Reconciler
@@ -61,16 +61,18 @@ class Supervisor:
         *,
         messaging: MessagingClient | None = None,
         clock: Clock | None = None,
-        events_written: Callable[[], None] = lambda: None,
-        leads_due: Callable[[], None] = lambda: None,
+        bus: Bus | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
-        self._events_written = events_written
-        self._inbox_send, self._inbox = trio.open_memory_channel[object](math.inf)
+        self.bus = bus or Bus()
+        # Subscribed from the start: what is published before the supervisor runs waits for it.
+        self._inbox = self.bus.subscribe(
+            CampaignActivated, CampaignDeactivated, ParticipantsChanged, AccountChanged
+        )
         self._nursery: trio.Nursery | None = None
         self.campaigns: dict[uuid.UUID, _Running] = {}
         self.limiters: dict[uuid.UUID, AccountLimiter] = {}
@@ -85,9 +87,7 @@ class Supervisor:
             timeout_s=settings.messaging_timeout_s,
             internal_auth_secret=settings.internal_auth_secret,
         )
-        self.recorder = Recorder(
-            store, release=self._release, events_written=events_written, leads_due=leads_due
-        )
+        self.recorder = Recorder(store, release=self._release, bus=self.bus)
         self.reconciler = Reconciler(self)
         self.sender = DispatchSender(
             store=store,
@@ -102,10 +102,6 @@ class Supervisor:
         )
 
     # --- control -------------------------------------------------------------------------------------
-
-    async def tell(self, message: object) -> None:
-        """Deliver a control message; never blocks the caller (the inbox is unbounded)."""
-        self._inbox_send.send_nowait(message)
 
     async def run(self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED) -> None:
         try:
@@ -132,7 +128,7 @@ class Supervisor:
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await self._messaging.aclose()
 
-    def _handle(self, message: object) -> None:
+    def _handle(self, message: ControlMessage) -> None:
         match message:
             case CampaignActivated(campaign_id=cid) | ParticipantsChanged(campaign_id=cid):
                 running = self.campaigns.get(cid)
@@ -161,7 +157,7 @@ class Supervisor:
             for limiter in list(self.limiters.values()):
                 await limiter.wait_send_done()
             await self.recorder.drain(grace_s)
-        await self._inbox_send.aclose()
+        self.bus.unsubscribe(self._inbox)
 
     # --- campaign actors -----------------------------------------------------------------------------
 
@@ -294,9 +290,6 @@ class Supervisor:
             task_status=task_status,
         )
 
-    def events_written(self) -> None:
-        self._events_written()
-
     # --- for the reconciler --------------------------------------------------------------------------
 
     @property
@@ -346,8 +339,6 @@ class Supervisor:
         )
         if reason == "peer_flood":
             paused = await self._store.run(lifecycle.pause_campaigns_only_on, bd_account_id, "peer_flood")
-            if paused:
-                self._events_written()
             for campaign_id in paused:
                 log.warning(
                     "campaign.auto_paused",

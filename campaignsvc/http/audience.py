@@ -159,7 +159,7 @@ async def participants_bulk(id: uuid.UUID, body: ParticipantsBulk) -> dict:
     added = await services().store.run(run)
     if added:
         # A running campaign schedules them at once (its actor enrols unscheduled participants).
-        await services().supervisor.tell(ParticipantsChanged(id))
+        services().bus.publish(ParticipantsChanged(id))
     return {"added": added}
 
 

@@ -198,7 +198,6 @@ async def create_campaign(body: CampaignCreate) -> dict[str, Any]:
         return row
 
     row = await services().store.run(run)
-    services().events_written()
     return dict(row.items())
 
 

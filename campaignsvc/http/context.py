@@ -12,6 +12,7 @@ from campaignsvc.config import Settings
 from campaignsvc.storage.store import Store
 
 if TYPE_CHECKING:
+    from campaignsvc.actors.bus import Bus
     from campaignsvc.actors.inbound import InboundHandler
     from campaignsvc.actors.supervisor import Supervisor
 
@@ -22,10 +23,10 @@ class Services:
     store: Store
     supervisor: Supervisor
     inbound: InboundHandler
+    # Control messages to the actors, published after the commit whose change they announce.
+    bus: Bus
     # Reports the broker connection for /health: "not_configured", "ok" or "disconnected".
     amqp_state: Callable[[], str] = attrs.field(default=lambda: "not_configured")
-    # Called after a commit that wrote outbox rows, so the relay publishes them without waiting.
-    events_written: Callable[[], None] = attrs.field(default=lambda: None)
 
 
 def services() -> Services:

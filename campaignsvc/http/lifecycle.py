@@ -17,7 +17,12 @@ from pydantic import BaseModel, Field
 from quart import Blueprint
 
 from campaignsvc.actors import enrolment
-from campaignsvc.actors.messages import CampaignActivated, CampaignDeactivated, ParticipantsChanged
+from campaignsvc.actors.messages import (
+    CampaignActivated,
+    CampaignDeactivated,
+    ControlMessage,
+    ParticipantsChanged,
+)
 from campaignsvc.domain import steps as st
 from campaignsvc.domain.campaign import CampaignPlan
 from campaignsvc.domain.templates import TemplateError
@@ -88,10 +93,9 @@ async def _event(
     )
 
 
-async def _after_change(*messages: object) -> None:
-    services().events_written()
+def _after_change(*messages: ControlMessage) -> None:
     for message in messages:
-        await services().supervisor.tell(message)
+        services().bus.publish(message)
 
 
 async def _plan(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> CampaignPlan:
@@ -174,7 +178,7 @@ async def start_campaign(id: uuid.UUID) -> dict[str, Any]:
         return row, "campaign.started"
 
     row, _ = await services().store.run(run)
-    await _after_change(CampaignActivated(id))
+    _after_change(CampaignActivated(id))
     return dict(row.items())
 
 
@@ -216,7 +220,7 @@ async def resume_campaign(id: uuid.UUID) -> dict[str, Any]:
         return await _resume(conn, who, plan)
 
     row = await services().store.run(run)
-    await _after_change(CampaignActivated(id))
+    _after_change(CampaignActivated(id))
     return dict(row.items())
 
 
@@ -233,7 +237,7 @@ async def pause_campaign(id: uuid.UUID) -> dict[str, Any]:
     row = await services().store.run(run)
     if row is None:
         raise not_found("Campaign not found or not active")
-    await _after_change(CampaignDeactivated(id))
+    _after_change(CampaignDeactivated(id))
     return dict(row.items())
 
 
@@ -252,7 +256,7 @@ async def stop_campaign(id: uuid.UUID) -> dict[str, Any]:
         return row
 
     row = await services().store.run(run)
-    await _after_change(CampaignDeactivated(id))
+    _after_change(CampaignDeactivated(id))
     return dict(row.items())
 
 
@@ -311,7 +315,7 @@ async def add_participants(id: uuid.UUID, body: ParticipantsAdd) -> dict[str, An
 
     result, message = await services().store.run(run)
     if message is not None:
-        await _after_change(message)
+        _after_change(message)
     return result
 
 
@@ -343,7 +347,7 @@ async def retry_failed(id: uuid.UUID) -> dict[str, Any]:
 
     result, message = await services().store.run(run)
     if message is not None:
-        await _after_change(message)
+        _after_change(message)
     return result
 
 
@@ -379,7 +383,7 @@ async def pause_account(id: uuid.UUID, accountId: uuid.UUID, body: AccountPause)
         await db.pause_account(conn, id, accountId, until)
 
     await services().store.run(run)
-    await _after_change(ParticipantsChanged(id))
+    _after_change(ParticipantsChanged(id))
     return {"ok": True, "sendBlockedUntil": until}
 
 
@@ -401,7 +405,7 @@ async def resume_account(id: uuid.UUID, accountId: uuid.UUID) -> dict[str, Any]:
         await enrolment.respread_overdue(conn, plan, bd_account_id=accountId, **_kw())
 
     await services().store.run(run)
-    await _after_change(ParticipantsChanged(id))
+    _after_change(ParticipantsChanged(id))
     return {"ok": True}
 
 
@@ -437,5 +441,5 @@ async def remove_account(id: uuid.UUID, accountId: uuid.UUID) -> dict[str, Any]:
         return {"ok": True, "reassignedParticipants": moved, "remainingBdAccountIds": remaining}
 
     result = await services().store.run(run)
-    await _after_change(ParticipantsChanged(id))
+    _after_change(ParticipantsChanged(id))
     return result

@@ -63,8 +63,8 @@ async def enqueue(
     occurred_at: datetime | None = None,
 ) -> UUID:
     """Write one event (v1 envelope) to the outbox; returns the event id, which is also the AMQP
-    ``message_id``. Call it inside the transaction of the change the event reports, then wake the relay
-    after the commit."""
+    ``message_id``. Call it inside the transaction of the change the event reports; its commit wakes the
+    relay (the table's trigger notifies, storage/notifications.py)."""
     if not event_type or len(event_type) > _MAX_TYPE_LENGTH:
         raise ValueError(f"event_type must be 1..{_MAX_TYPE_LENGTH} characters, got {event_type!r}")
     if not isinstance(data, dict):

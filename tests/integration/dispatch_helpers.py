@@ -11,13 +11,11 @@ import attrs
 import httpx
 import trio
 
-from campaignsvc.actors.inbound import InboundHandler
-from campaignsvc.actors.leads import LeadCreator
 from campaignsvc.actors.supervisor import Supervisor
 from campaignsvc.config import Settings
-from campaignsvc.http.app import create_app
 from campaignsvc.http.context import Services
 from campaignsvc.integrations.pipeline import PipelineClient
+from campaignsvc.runtime import build
 from campaignsvc.sandbox import SandboxConfig
 from campaignsvc.storage.store import Store
 from tests.factories import Org
@@ -120,14 +118,12 @@ async def start_env(
     )
     overrides.update(settings_overrides)
     settings = Settings.from_env({}, **overrides)
-    leads = LeadCreator(store, PipelineClient("http://pipeline.test", transport=pipeline or FakePipeline()))
-    supervisor = Supervisor(store, settings, leads_due=leads.wake)
-    await nursery.start(supervisor.run)
-    await nursery.start(leads.run)
-    inbound = InboundHandler(store, settings, tell=supervisor.tell, leads_due=leads.wake)
-    services = Services(settings=settings, store=store, supervisor=supervisor, inbound=inbound)
-    client = create_app(services).test_client()
-    return Env(store, settings, box, supervisor, services, client, org)
+    runtime = build(
+        settings, store, pipeline=PipelineClient("http://pipeline.test", transport=pipeline or FakePipeline())
+    )
+    await runtime.start(nursery)
+    client = runtime.app().test_client()
+    return Env(store, settings, box, runtime.supervisor, runtime.services, client, org)
 
 
 class FakePipeline(httpx.AsyncBaseTransport):

@@ -29,9 +29,6 @@ class Accounts:
     def drop(self, campaign_id) -> None:
         pass
 
-    def events_written(self) -> None:
-        pass
-
 
 async def test_a_release_without_a_state__rereads_instead_of_waiting_for_the_safety_interval(
     nursery, store, org

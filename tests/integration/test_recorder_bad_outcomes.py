@@ -7,6 +7,7 @@ import uuid
 
 import trio
 
+from campaignsvc.actors.bus import Bus
 from campaignsvc.actors.recorder import Outcome, Recorder
 from campaignsvc.domain.campaign import ParticipantUpdate
 from tests.integration.dispatch_helpers import start_env
@@ -45,7 +46,7 @@ async def test_recorder__nul_bytes_and_an_overlong_channel_id_from_messaging_are
     env = await start_env(nursery, store, org)
     cid, rows = await _participants(env, org, 2)
     released: list = []
-    recorder = Recorder(store, release=lambda *a: released.append(a))
+    recorder = Recorder(store, release=lambda *a: released.append(a), bus=Bus())
     await nursery.start(recorder.run)
     bad = _outcome(
         cid,
@@ -75,7 +76,7 @@ async def test_recorder__a_row_postgres_rejects_is_isolated_and_the_rest_recorde
     env = await start_env(nursery, store, org)
     cid, rows = await _participants(env, org, 3)
     released: list = []
-    recorder = Recorder(store, release=lambda *a: released.append(a))
+    recorder = Recorder(store, release=lambda *a: released.append(a), bus=Bus())
     await nursery.start(recorder.run)
     rejected = _outcome(cid, org, rows[1], update=ParticipantUpdate(1, "s" * 80, None, None))
     first = [_outcome(cid, org, rows[0]), rejected, _outcome(cid, org, rows[2])]
