@@ -37,6 +37,7 @@ browser:
 lint: $(STAMP)
 	$(BIN)/ruff check campaignsvc tests $(wildcard bench)
 	$(BIN)/ruff format --check campaignsvc tests $(wildcard bench)
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format campaignsvc tests $(wildcard bench)

@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         overrides = {"host": "127.0.0.1", "log_format": "console"}
     try:
-        settings = Settings.from_env(**overrides)
+        settings = Settings.from_env(None, **overrides)
     except ConfigError as exc:
         print(f"campaignsvc: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -97,7 +97,11 @@ async def _place(
         if channel is None or m.deleted:
             unreachable.append(m.key)
             continue
-        account = m.account if m.account in by_id else min(by_id, key=lambda a: (count[a], order[a]))
+        account = (
+            m.account
+            if m.account is not None and m.account in by_id
+            else min(by_id, key=lambda a: (count[a], order[a]))
+        )
         count[account] += 1
         assigned[account].append((m.key, channel))
 

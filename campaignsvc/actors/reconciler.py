@@ -114,7 +114,9 @@ class Reconciler:
         versions = await self._sup.store.run(accounts_db.settings_versions, ids, transaction=False)
         for account, version in versions.items():
             limiter = self._sup.limiters.get(account)
-            loaded = limiter.settings.rules_version if limiter is not None else None
+            if limiter is None:
+                continue
+            loaded = limiter.settings.rules_version
             # None: not loaded yet (its first read is on the way); it reads the current rules then.
             if loaded is not None and loaded != version:
                 # Only the account's limiter re-reads: waking every campaign actor (what an AccountChanged

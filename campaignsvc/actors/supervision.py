@@ -32,7 +32,7 @@ Run = Callable[..., Awaitable[None]]
 def restart_delay(failures: int, exc: BaseException) -> float:
     """Backoff before restart ``failures`` of an actor. Every database restart crashed each busy limiter
     once or twice, and a count that never reset left limiters asleep for 30-60 s after a third outage."""
-    delay = min(MAX_BACKOFF_S, 0.5 * 2 ** min(failures, 8))
+    delay = min(MAX_BACKOFF_S, 0.5 * 2.0 ** min(failures, 8))
     return min(delay, OUTAGE_BACKOFF_S) if isinstance(exc, DatabaseUnavailable) else delay
 
 

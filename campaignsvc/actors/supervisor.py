@@ -209,7 +209,7 @@ class Supervisor:
     ) -> None:
         runs = 0
 
-        async def run(*, task_status: trio.TaskStatus[CampaignActor]) -> None:
+        async def run(*, task_status: trio.TaskStatus[Any]) -> None:
             nonlocal runs
             if self.campaigns.get(campaign_id) is not running:
                 task_status.started()  # stopped while it waited to restart

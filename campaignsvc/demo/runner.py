@@ -164,7 +164,7 @@ async def _with_services(
                     if signals.interrupted.is_set():
                         display.freeze()
                         display.line("Interrupted: stopping the demo's campaigns and the service…")
-                    elif options.keep_running:
+                    elif options.keep_running and org is not None:
                         display.line(
                             f"Still running — API {base_url}/api/campaigns (headers X-Organization-Id: "
                             f"{org.organization_id}, X-User-Id: {org.owner_id}, X-User-Role: owner), "

@@ -154,7 +154,7 @@ class CampaignPlan:
         """``on_first_send`` / ``on_reply``; v1 defaulted to on_first_send when only a pipeline was set."""
         trigger = self.lead_settings.get("trigger")
         if trigger in ("on_first_send", "on_reply"):
-            return trigger
+            return str(trigger)
         return "on_first_send" if self.pipeline_id is not None and not self.lead_settings else None
 
     def effective_schedule(self, account_schedule: sched.Schedule | None) -> sched.Schedule | None:

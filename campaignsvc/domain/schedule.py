@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -58,6 +58,10 @@ def _check_days(_: object, __: object, value: frozenset[int]) -> None:
         raise ValueError(f"days must be a non-empty subset of 0..6, got {sorted(value)!r}")
 
 
+def _day_set(days: Iterable[int]) -> frozenset[int]:
+    return frozenset(days)
+
+
 @attrs.frozen
 class Schedule:
     """``start_min``/``end_min`` count minutes from local midnight; ``days`` are 0=Sunday..6=Saturday."""
@@ -65,7 +69,7 @@ class Schedule:
     tz: ZoneInfo
     start_min: int = attrs.field(validator=_check_minute)
     end_min: int = attrs.field(validator=_check_minute)
-    days: frozenset[int] = attrs.field(converter=frozenset, validator=_check_days)
+    days: frozenset[int] = attrs.field(converter=_day_set, validator=_check_days)
 
     @property
     def always_open(self) -> bool:

@@ -201,7 +201,7 @@ def endpoint(
         bp.add_url_rule(rule, endpoint=handler.__name__, view_func=view, methods=[method])
         # 401: identity or internal auth; 403: viewers' writes and lifecycle actions of others.
         auth_errors = {"tenant": (401, 403) if is_write else (401,), "internal": (401,)}.get(auth, ())
-        implied = (400,) if (path_params or query or body) else ()
+        implied: tuple[int, ...] = (400,) if (path_params or query or body) else ()
         if auth != "public":  # the database did not answer in time
             implied += (503,)
         OPERATIONS.append(

@@ -35,7 +35,7 @@ MAX_BODY_BYTES = 6 * 1024 * 1024  # the CSV import accepts 5,000,000 characters 
 
 def create_app(svc: Services) -> QuartTrio:
     app = QuartTrio("campaignsvc")
-    app.asgi_http_class = HTTPConnection  # type: ignore[assignment]
+    app.asgi_http_class = HTTPConnection
     app.json_provider_class = JSONProvider
     app.json = JSONProvider(app)
     app.config["SERVICES"] = svc

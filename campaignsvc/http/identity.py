@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import Mapping
+from typing import Protocol
 
 import attrs
 from quart import g
@@ -52,19 +52,25 @@ class Identity:
         return "all"
 
 
-def check_secret(headers: Mapping[str, str], name: str, secret: str, message: str) -> None:
+class HeaderMap(Protocol):
+    """Request headers (quart's ``Headers``, or any mapping of names to values)."""
+
+    def get(self, key: str, default: str) -> str: ...
+
+
+def check_secret(headers: HeaderMap, name: str, secret: str, message: str) -> None:
     """Header ``name`` must carry ``secret`` (compared in constant time), else 401 with ``message``."""
     given = headers.get(name, "")
     if not hmac.compare_digest(given.encode(), secret.encode()):
         raise unauthorized(message)
 
 
-def check_internal_auth(headers: Mapping[str, str], secret: str | None) -> None:
+def check_internal_auth(headers: HeaderMap, secret: str | None) -> None:
     if secret is not None:
         check_secret(headers, "X-Internal-Auth", secret, "Missing or invalid internal authentication")
 
 
-def _uuid_header(headers: Mapping[str, str], name: str) -> uuid.UUID | None:
+def _uuid_header(headers: HeaderMap, name: str) -> uuid.UUID | None:
     raw = headers.get(name, "").strip()
     if not raw:
         return None
@@ -74,7 +80,7 @@ def _uuid_header(headers: Mapping[str, str], name: str) -> uuid.UUID | None:
         raise unauthorized(f"{name} must be a UUID") from None
 
 
-def identify(headers: Mapping[str, str]) -> Identity:
+def identify(headers: HeaderMap) -> Identity:
     organization_id = _uuid_header(headers, "X-Organization-Id")
     if organization_id is None:
         raise unauthorized("X-Organization-Id is required")

@@ -285,7 +285,7 @@ async def add_participants(id: uuid.UUID, body: ParticipantsAdd) -> dict[str, An
     who = ident.current()
     requested = list(dict.fromkeys(body.contactIds))[:MAX_ADD]
 
-    async def run(conn: asyncpg.Connection) -> tuple[dict[str, Any], object | None]:
+    async def run(conn: asyncpg.Connection) -> tuple[dict[str, Any], ControlMessage | None]:
         current = await campaign_or_404(conn, who.organization_id, id, lock=True)
         await require_contacts(conn, who.organization_id, body.contactIds, used=requested)
         plan = await _plan(conn, id)
@@ -297,7 +297,7 @@ async def add_participants(id: uuid.UUID, body: ParticipantsAdd) -> dict[str, An
             raise validation(_FIRST_WAITS + "; change the first step before adding contacts")
         inserted, eligible = await enrolment_db.add_contacts(conn, id, who.organization_id, requested)
         status = current["status"]
-        message: object | None = None
+        message: ControlMessage | None = None
         if status != "draft" and inserted:
             await _enrol(conn, plan)
             message = ParticipantsChanged(id)
@@ -330,13 +330,13 @@ async def add_participants(id: uuid.UUID, body: ParticipantsAdd) -> dict[str, An
 async def retry_failed(id: uuid.UUID) -> dict[str, Any]:
     who = ident.current()
 
-    async def run(conn: asyncpg.Connection) -> tuple[dict[str, Any], object | None]:
+    async def run(conn: asyncpg.Connection) -> tuple[dict[str, Any], ControlMessage | None]:
         current = await campaign_or_404(conn, who.organization_id, id, lock=True)
         if current["status"] == "draft":
             raise conflict("A draft campaign has nothing to retry")
         count = await db.retry_failed(conn, id)
         status = current["status"]
-        message: object | None = None
+        message: ControlMessage | None = None
         if count:
             plan = await _plan(conn, id)
             await enrolment.respread_overdue(conn, plan, **_kw())

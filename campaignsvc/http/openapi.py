@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typing
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 from pydantic.json_schema import models_json_schema
@@ -66,8 +66,11 @@ def _model_of(tp: Any) -> tuple[type[pydantic.BaseModel] | None, bool]:
     return None, False
 
 
-def _collect_models(ops: list[Operation]) -> list[tuple[type[pydantic.BaseModel], str]]:
-    seen: dict[tuple[type[pydantic.BaseModel], str], None] = {}
+Mode = Literal["validation", "serialization"]
+
+
+def _collect_models(ops: list[Operation]) -> list[tuple[type[pydantic.BaseModel], Mode]]:
+    seen: dict[tuple[type[pydantic.BaseModel], Mode], None] = {}
     for op in ops:
         if op.body is not None:
             seen[(op.body, "validation")] = None
@@ -96,7 +99,7 @@ def build_document() -> dict[str, Any]:
     schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
     schemas["Error"] = ERROR_SCHEMA
 
-    def ref_for(model: type[pydantic.BaseModel], mode: str) -> dict[str, Any]:
+    def ref_for(model: type[pydantic.BaseModel], mode: Mode) -> dict[str, Any]:
         return refs[(model, mode)]
 
     def schema_of(response: Any) -> dict[str, Any]:

@@ -70,7 +70,8 @@ async def condition_reference_errors(
                 {"path": join(rule_path, "pipelineId"), "message": "pipeline not found in this organization"}
             )
         for i, raw in enumerate(rule["stageIds"]):
-            owner = stage_pipeline.get(parse_uuid(raw))
+            stage = parse_uuid(raw)
+            owner = stage_pipeline.get(stage) if stage is not None else None
             if owner is None:
                 message = "stage not found in this organization"
             elif owner != pipeline:

@@ -116,7 +116,7 @@ class _BackoffRobustConnection(RobustConnection):
         self._lost_at: float | None = None
         super().__init__(url, **kwargs)
 
-    @property  # type: ignore[override]
+    @property
     def reconnect_interval(self) -> float:
         if self._lost_at is None:
             return self._base_interval
@@ -225,7 +225,7 @@ async def declare_consumer(
     for routing_key in topology.bindings:
         await queue.bind(exchange, routing_key)
     await channel.declare_queue(topology.dead_letter_queue, durable=True)
-    return channel, queue  # type: ignore[return-value]
+    return channel, queue
 
 
 async def declare_publisher(
@@ -235,4 +235,4 @@ async def declare_publisher(
     channel = connection.channel(publisher_confirms=True, on_return_raises=True)
     await channel.initialize()
     exchange = await channel.declare_exchange(topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-    return channel, exchange  # type: ignore[return-value]
+    return channel, exchange

@@ -252,7 +252,7 @@ async def _publish_in_order(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    confirmed, unroutable = 0, []
+    confirmed, unroutable = 0, list[int]()
     for index, task in enumerate(tasks):
         if task.cancelled():
             return confirmed, unroutable, f"no confirm within {confirm_within:g} s"

@@ -40,7 +40,7 @@ def _answer(body: Any, status: int = 200) -> Response:
 def create_sandbox_app(state: SandboxState) -> QuartTrio:
     """The app over ``state``; sends need the runtime that :func:`run_sandbox` attaches (503 without)."""
     app = QuartTrio("campaignsvc.sandbox")
-    app.asgi_http_class = HTTPConnection  # type: ignore[assignment]
+    app.asgi_http_class = HTTPConnection
     app.json_provider_class = JSONProvider
     app.json = JSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES

@@ -89,18 +89,23 @@ def _to_id_set(value: Any) -> frozenset[str]:
     return frozenset(value)
 
 
-def _kind_map(kinds: tuple[str, ...]) -> Any:
-    def convert(value: Any) -> dict[str, str]:
-        if not isinstance(value, Mapping):
-            raise TypeError(f"must be an object mapping an id to a kind, got {value!r}")
-        result: dict[str, str] = {}
-        for key, kind in value.items():
-            if not isinstance(key, str) or kind not in kinds:
-                raise ValueError(f"{key!r}: kind must be one of {', '.join(kinds)}, got {kind!r}")
-            result[key] = kind
-        return result
+def _kinds(value: Any, kinds: tuple[str, ...]) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"must be an object mapping an id to a kind, got {value!r}")
+    result: dict[str, str] = {}
+    for key, kind in value.items():
+        if not isinstance(key, str) or kind not in kinds:
+            raise ValueError(f"{key!r}: kind must be one of {', '.join(kinds)}, got {kind!r}")
+        result[key] = kind
+    return result
 
-    return convert
+
+def _recipient_kinds(value: Any) -> dict[str, str]:
+    return _kinds(value, RECIPIENT_ERROR_KINDS)
+
+
+def _account_kinds(value: Any) -> dict[str, str]:
+    return _kinds(value, ACCOUNT_ERROR_KINDS)
 
 
 def _url(schemes: tuple[str, ...]) -> Any:
@@ -131,8 +136,8 @@ class SandboxConfig:
         default=None, converter=_to_optional_int, validator=_non_negative
     )
     # channelId or contactId → one of RECIPIENT_ERROR_KINDS; bdAccountId → one of ACCOUNT_ERROR_KINDS.
-    recipient_errors: dict[str, str] = attrs.field(factory=dict, converter=_kind_map(RECIPIENT_ERROR_KINDS))
-    account_errors: dict[str, str] = attrs.field(factory=dict, converter=_kind_map(ACCOUNT_ERROR_KINDS))
+    recipient_errors: dict[str, str] = attrs.field(factory=dict, converter=_recipient_kinds)
+    account_errors: dict[str, str] = attrs.field(factory=dict, converter=_account_kinds)
     # Random failure injection, shares of the requests that get past every rule above (their sum ≤ 1):
     # 502 without delivering; hang for hang_s then deliver (the caller has timed out); deliver then 500.
     error_rate: float = attrs.field(default=0.0, converter=_to_float, validator=_rate)
@@ -177,7 +182,7 @@ class SandboxConfig:
         values = {name: getattr(self, name) for name in fields}
         for name, value in patch.items():
             try:
-                values[name] = fields[name].converter(value)  # type: ignore[misc]
+                values[name] = fields[name].converter(value)  # type: ignore[misc,operator]
                 validator = fields[name].validator
                 if validator is not None:
                     validator(self, fields[name], values[name])

@@ -7,7 +7,7 @@ campaigns are invisible to all of them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -362,7 +362,7 @@ _OWNED_TABLES = {
 
 
 async def foreign_ids(
-    conn: asyncpg.Connection, org: uuid.UUID, wanted: dict[str, Sequence[uuid.UUID]]
+    conn: asyncpg.Connection, org: uuid.UUID, wanted: Mapping[str, Sequence[uuid.UUID]]
 ) -> dict[str, list[uuid.UUID]]:
     """For each table, the ids in ``wanted`` that are NOT rows of this organization."""
     missing: dict[str, list[uuid.UUID]] = {}

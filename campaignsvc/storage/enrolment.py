@@ -28,9 +28,10 @@ async def audience_contacts(
 ) -> list[asyncpg.Record]:
     """The audience's contacts in order (original-v1 §2.7 path B): only this organization's contacts that
     are not deleted and have a Telegram id or username; ``contactIds`` or the filters, up to ``limit``."""
-    limit = audience.get("limit")
-    valid = isinstance(limit, int) and not isinstance(limit, bool) and limit > 0
-    limit = min(limit if valid else DEFAULT_AUDIENCE_LIMIT, MAX_AUDIENCE)
+    wanted = audience.get("limit")
+    limit = DEFAULT_AUDIENCE_LIMIT
+    if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 0:
+        limit = min(wanted, MAX_AUDIENCE)
     ids = audience.get("contactIds")
     if ids:
         return await conn.fetch(
