@@ -20,9 +20,10 @@ import trio
 
 from campaignsvc.actors.recorder import Outcome
 from campaignsvc.actors.recorder import _write as write_outcomes
-from campaignsvc.actors.send_path import decide
 from campaignsvc.config import Settings
+from campaignsvc.domain import claims
 from campaignsvc.domain.campaign import FAILED, CampaignPlan, ParticipantUpdate, after_send
+from campaignsvc.domain.claims import decide
 from campaignsvc.errors import StorageError
 from campaignsvc.integrations.messaging import Delivered, MessagingClient, SendCommand
 from campaignsvc.storage import dispatch
@@ -113,7 +114,7 @@ class Poller:
             pipelines=[],
             decide=lambda facts: decide(plan, step, None, self._rng, started, "", facts),
         )
-        if not isinstance(claimed, dispatch.Claimed):
+        if not isinstance(claimed, claims.Claimed):
             return
         self._last_send[account] = started
         answer = await self._messaging.send(

@@ -36,8 +36,9 @@ import trio
 from bench import harness as h
 from campaignsvc.actors.recorder import Outcome
 from campaignsvc.actors.recorder import _write as write_outcomes
-from campaignsvc.actors.send_path import decide
+from campaignsvc.domain import claims
 from campaignsvc.domain.campaign import CampaignPlan, after_send
+from campaignsvc.domain.claims import decide
 from campaignsvc.storage import dispatch
 from campaignsvc.storage.store import _init_connection
 
@@ -173,7 +174,7 @@ async def _ledger_loop(dsn: str, workers: int, counter: h.StatementLog | None) -
                         pipelines=[],
                         decide=lambda facts, plan=plan, now=now: decide(plan, 0, None, rng, now, "", facts),
                     )
-                assert isinstance(claimed, dispatch.Claimed), claimed
+                assert isinstance(claimed, claims.Claimed), claimed
                 message_id = uuid.uuid4()
                 outcome = Outcome(
                     campaign_id=r["campaign_id"],

@@ -25,18 +25,15 @@ from campaignsvc.actors.clock import Clock
 from campaignsvc.actors.limiter import AccountLimiter, SendReport, SendRequest
 from campaignsvc.actors.recorder import Outcome, Recorder, Release
 from campaignsvc.config import Settings
-from campaignsvc.domain import conditions, delivery
+from campaignsvc.domain import claims, conditions, delivery
 from campaignsvc.domain import schedule as sched
 from campaignsvc.domain.campaign import (
     FAILED,
     PENDING,
     SENT,
-    CampaignPlan,
     ParticipantUpdate,
     after_send,
-    after_skip,
 )
-from campaignsvc.domain.templates import RenderContext, Skip, TemplateError, render
 from campaignsvc.integrations.messaging import Delivered, MessagingClient, SendCommand
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import dispatch
@@ -50,40 +47,6 @@ ACCOUNT_BLOCKS = {
     delivery.AccountBlock.NOT_CONNECTED: dt.timedelta(minutes=5),
     delivery.AccountBlock.ACCOUNT_UNAVAILABLE: dt.timedelta(hours=1),
 }
-
-
-def decide(
-    plan: CampaignPlan,
-    index: int,
-    schedule: sched.Schedule | None,
-    rng: random.Random,
-    now: dt.datetime,
-    ai_text: str,
-    facts: dispatch.Facts,
-) -> dispatch.SendText | dispatch.SkipStep:
-    """Send this step's text, or skip the step (hidden, conditions false, missing data, bad template)."""
-    step = plan.steps[index]
-
-    def skip(reason: str, detail: str) -> dispatch.SkipStep:
-        update = after_skip(plan, index, now, schedule, rng, sent_before=facts.sent_before)
-        return dispatch.SkipStep(reason=reason, detail=detail, update=update)
-
-    if step.is_hidden:
-        return skip("hidden", "hidden step")
-    template = plan.templates.get(step.template_id)
-    if template is None or isinstance(template, TemplateError):
-        return skip("invalid_template", str(template) if template else "template missing")
-    held = conditions.Facts(
-        contact=facts.contact, has_replied=facts.has_replied, lead_stages=facts.lead_stages
-    )
-    if not conditions.evaluate(step.conditions, held):
-        return skip("conditions", "step conditions are not met")
-    rendered = render(
-        template, RenderContext(contact=facts.contact, company_name=facts.company_name, ai_text=ai_text), rng
-    )
-    if isinstance(rendered, Skip):
-        return skip(rendered.reason, rendered.detail)
-    return dispatch.SendText(rendered.text)
 
 
 class DispatchSender:
@@ -129,21 +92,21 @@ class DispatchSender:
             bd_account_id=request.bd_account_id,
             quarantine=quarantine,
             pipelines=sorted(conditions.pipelines_referenced(step.conditions)),
-            decide=partial(decide, plan, request.step, schedule, self._rng, decided_at, self._ai_text),
+            decide=partial(claims.decide, plan, request.step, schedule, self._rng, decided_at, self._ai_text),
             start_at=start_at,
         )
         free = partial(self._release, plan.id, request.participant_id, request.bd_account_id)
         match result:
-            case dispatch.NotDue():
+            case claims.NotDue():
                 free(None)
                 return SendReport(attempted=False)
-            case dispatch.Skipped(update=update):
+            case claims.Skipped(update=update):
                 free(update)
                 return SendReport(attempted=False)
-            case dispatch.Quarantined(until=until):
+            case claims.Quarantined(until=until):
                 free(ParticipantUpdate(request.step, SENT, until, "in_doubt"))
                 return SendReport(attempted=False)
-            case dispatch.Recovered(first_send=first_send):
+            case claims.Recovered(first_send=first_send):
                 update = after_send(plan, request.step, self._clock.now(), schedule, self._rng)
                 self._record(
                     request,
@@ -152,7 +115,7 @@ class DispatchSender:
                     lead_due=first_send and plan.lead_trigger == "on_first_send",
                 )
                 return SendReport(attempted=False)
-            case dispatch.ContactGone(reason=reason):
+            case claims.ContactGone(reason=reason):
                 update = ParticipantUpdate(
                     current_step=request.step,
                     status=FAILED,
@@ -169,14 +132,14 @@ class DispatchSender:
                     ),
                 )
                 return SendReport(attempted=False)
-            case dispatch.Claimed() as claimed:
+            case claims.Claimed() as claimed:
                 if start_at is not None:
                     await trio.sleep_until(self._clock.deadline(start_at))
                 return await self._call(request, claimed, schedule)
         raise AssertionError(f"unexpected claim result {result!r}")
 
     async def _call(
-        self, request: SendRequest, claimed: dispatch.Claimed, schedule: sched.Schedule | None
+        self, request: SendRequest, claimed: claims.Claimed, schedule: sched.Schedule | None
     ) -> SendReport:
         plan = request.plan
         # The send's start as Messaging (and Telegram) sees it: when the request was written, which a stall

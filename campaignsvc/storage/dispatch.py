@@ -10,14 +10,25 @@ and is retried only with the same key and the same text.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 import asyncpg
 import attrs
 
 from campaignsvc.domain.campaign import ParticipantUpdate
+from campaignsvc.domain.claims import (
+    Claimed,
+    ClaimResult,
+    ContactGone,
+    Decide,
+    Facts,
+    NotDue,
+    Quarantined,
+    Recovered,
+    Skipped,
+    SkipStep,
+)
 
 
 def idempotency_key(campaign_id: uuid.UUID, participant_id: uuid.UUID, step_key: int) -> str:
@@ -100,82 +111,6 @@ async def earliest_pause_end(conn: asyncpg.Connection, campaign_id: uuid.UUID) -
 
 
 # --- the claim -----------------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class SendText:
-    text: str
-
-
-@attrs.frozen
-class SkipStep:
-    reason: str
-    detail: str
-    update: ParticipantUpdate
-
-
-@attrs.frozen
-class Facts:
-    """What the dispatcher decides a step on, read under the participant's lock."""
-
-    contact: Mapping[str, Any]
-    company_name: str | None
-    has_replied: bool
-    sent_before: bool
-    lead_stages: Mapping[uuid.UUID, uuid.UUID]
-
-
-Decide = Callable[[Facts], SendText | SkipStep]
-
-
-@attrs.frozen
-class Claimed:
-    """The ledger row is ``sending``: call Messaging with exactly this key and text."""
-
-    send_id: uuid.UUID
-    idempotency_key: str
-    content: str
-    contact_id: uuid.UUID
-    channel_id: str
-    first_send: bool
-    attempts: int  # attempts of this ledger row, this one included
-    participant_attempts: int  # transient failures of this step so far
-
-
-@attrs.frozen
-class NotDue:
-    """The participant moved on (reply, pause, another instance, a reschedule): nothing to send."""
-
-    reason: str
-
-
-@attrs.frozen
-class Skipped:
-    update: ParticipantUpdate
-    reason: str
-
-
-@attrs.frozen
-class Quarantined:
-    """An earlier attempt of this step may have been delivered; retry with the same key after ``until``."""
-
-    until: datetime
-
-
-@attrs.frozen
-class Recovered:
-    """The step was already recorded as sent (a repeat after a crash): advance without sending."""
-
-    message_id: uuid.UUID | None
-    first_send: bool
-
-
-@attrs.frozen
-class ContactGone:
-    reason: str
-
-
-ClaimResult = Claimed | NotDue | Skipped | Quarantined | Recovered | ContactGone
 
 _RETRYABLE = ("in_doubt", "deferred", "failed")
 # The contact fields conditions and templates read (original-v1 §3.3 StepConditions, R-TPL-1).
