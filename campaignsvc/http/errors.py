@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from campaignsvc.errors import DatabaseUnavailable, QueryTimeout
 from campaignsvc.logs import get_logger
+from campaignsvc.usecases.errors import Conflict, Invalid, NotFound, Refused, WrongState
 
 log = get_logger(__name__)
 
@@ -27,6 +28,15 @@ _HTTP_CODES = {
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMITED",
     503: "SERVICE_UNAVAILABLE",
+}
+
+
+# How each kind of use-case refusal is answered.
+_REFUSALS: dict[type[Refused], tuple[int, str]] = {
+    NotFound: (404, "NOT_FOUND"),
+    Invalid: (400, "VALIDATION"),
+    WrongState: (400, "BAD_REQUEST"),
+    Conflict: (409, "CONFLICT"),
 }
 
 
@@ -78,6 +88,11 @@ def install(app: Quart) -> None:
     @app.errorhandler(ApiError)
     async def _api_error(exc: ApiError) -> Response:
         return envelope(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(Refused)
+    async def _refused(exc: Refused) -> Response:
+        status, code = _REFUSALS.get(type(exc), (400, "BAD_REQUEST"))
+        return envelope(status, code, exc.message, exc.details)
 
     @app.errorhandler(HTTPException)
     async def _http_error(exc: HTTPException) -> Response:
