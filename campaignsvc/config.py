@@ -54,6 +54,7 @@ class Settings:
     gap_safety_margin_ms: int = 20
     stranded_after_s: float = 180.0
     reconcile_interval_s: float = 30.0
+    read_sync_interval_s: float = 15.0
     account_refresh_s: float = 5.0
     # Delivery (SPEC R-DEL).
     in_doubt_retry_after_s: int = 900
@@ -118,6 +119,8 @@ class Settings:
             stranded_after_s=r.integer("CAMPAIGN_STRANDED_AFTER_MS", 180_000, low=1000, high=86_400_000)
             / 1000.0,
             reconcile_interval_s=r.integer("CAMPAIGN_RECONCILE_INTERVAL_MS", 30_000, low=100, high=3_600_000)
+            / 1000.0,
+            read_sync_interval_s=r.integer("CAMPAIGN_READ_SYNC_INTERVAL_MS", 15_000, low=100, high=3_600_000)
             / 1000.0,
             account_refresh_s=r.integer("CAMPAIGN_ACCOUNT_REFRESH_MS", 5_000, low=100, high=3_600_000)
             / 1000.0,

@@ -8,6 +8,7 @@ through PostgreSQL itself (storage/notifications.py), so no writer has to rememb
 
 from __future__ import annotations
 
+import functools
 import random
 
 import attrs
@@ -18,6 +19,8 @@ from campaignsvc.actors.bus import Bus
 from campaignsvc.actors.clock import Clock
 from campaignsvc.actors.inbound import InboundHandler
 from campaignsvc.actors.leads import LeadCreator
+from campaignsvc.actors.read_receipts import ReadReceipts
+from campaignsvc.actors.supervision import supervise as supervise_actor
 from campaignsvc.actors.supervisor import Supervisor
 from campaignsvc.config import Settings
 from campaignsvc.http.app import create_app
@@ -35,6 +38,7 @@ class Runtime:
     supervisor: Supervisor
     inbound: InboundHandler
     leads: LeadCreator | None
+    read_receipts: ReadReceipts
     services: Services  # what HTTP handlers reach
 
     async def start(self, nursery: trio.Nursery, *, supervise: bool = True) -> None:
@@ -44,6 +48,11 @@ class Runtime:
             await nursery.start(self.supervisor.run)
         if self.leads is not None:
             await nursery.start(self.leads.run)
+        if supervise:
+            # Isolated like every actor: a crash of its round is logged, counted and run again.
+            await nursery.start(
+                functools.partial(supervise_actor, "read_receipts", {}, self.read_receipts.run)
+            )
 
     def app(self) -> QuartTrio:
         """The HTTP application (quart-trio) over these objects."""
@@ -65,5 +74,6 @@ def build(
     supervisor = Supervisor(store, settings, messaging=messaging, clock=clock, bus=bus, rng=rng)
     inbound = InboundHandler(store, settings, bus=bus)
     leads = LeadCreator(store, pipeline, bus=bus) if pipeline is not None else None
+    read_receipts = ReadReceipts(store, interval_s=settings.read_sync_interval_s)
     services = Services(settings=settings, store=store, supervisor=supervisor, inbound=inbound, bus=bus)
-    return Runtime(settings, store, bus, supervisor, inbound, leads, services)
+    return Runtime(settings, store, bus, supervisor, inbound, leads, read_receipts, services)

@@ -50,35 +50,7 @@ from campaignsvc.storage.store import Store
 
 bp = Blueprint("reporting", __name__, url_prefix="/api/campaigns")
 
-READ_SYNC_BATCH = 2000  # sent, unread participants checked for read receipts per request (~20 ms)
 EXPORT_CHUNK = 2000
-
-
-class _ReadCursors:
-    """Where each campaign's read-receipt pass continues. Per process: losing it restarts a pass."""
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._at: dict[uuid.UUID, uuid.UUID] = {}
-        self._capacity = capacity
-
-    def get(self, campaign_id: uuid.UUID) -> uuid.UUID | None:
-        return self._at.get(campaign_id)
-
-    def set(self, campaign_id: uuid.UUID, cursor: uuid.UUID | None) -> None:
-        if cursor is None:
-            self._at.pop(campaign_id, None)
-            return
-        if len(self._at) >= self._capacity:
-            self._at.clear()
-        self._at[campaign_id] = cursor
-
-
-_read_cursors = _ReadCursors()
-
-
-async def _sync_read_marks(conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID) -> None:
-    cursor = await db.sync_read_marks(conn, org, campaign_id, _read_cursors.get(campaign_id), READ_SYNC_BATCH)
-    _read_cursors.set(campaign_id, cursor)
 
 
 async def _read(campaign_id: uuid.UUID, fn: Any) -> Any:
@@ -92,7 +64,6 @@ async def _read(campaign_id: uuid.UUID, fn: Any) -> Any:
 @endpoint(bp, "GET", "/<id>/stats", summary="Campaign statistics", response=Stats, errors=(404,))
 async def stats(id: uuid.UUID) -> dict[str, Any]:
     async def run(conn: asyncpg.Connection, org: uuid.UUID) -> dict[str, Any]:
-        await _sync_read_marks(conn, org, id)
         return stats_body(await db.participant_counts(conn, org, id), await db.outcome_summary(conn, org, id))
 
     return await _read(id, run)
@@ -206,8 +177,6 @@ async def participants(id: uuid.UUID, query: ParticipantsQuery) -> list[dict[str
     sent_from, sent_before = query.sent_window()
 
     async def run(conn: asyncpg.Connection, org: uuid.UUID) -> list[dict[str, Any]]:
-        if query.chosen() in ("sent", "read"):
-            await _sync_read_marks(conn, org, id)
         ids = await db.participant_ids(
             conn,
             org,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -63,6 +64,23 @@ async def tune(conn: asyncpg.Connection) -> None:
 
 
 # --- read receipts ------------------------------------------------------------------------------------
+
+
+async def campaigns_being_read(
+    conn: asyncpg.Connection, since: timedelta
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(campaign id, organization id) of the campaigns whose messages may still be read: active, paused,
+    or completed less than ``since`` ago."""
+    rows = await conn.fetch(
+        """
+        SELECT id, organization_id FROM campaigns
+        WHERE deleted_at IS NULL
+          AND (status IN ('active', 'paused') OR (status = 'completed' AND completed_at > now() - $1::interval))
+        ORDER BY id
+        """,
+        since,
+    )
+    return [(r["id"], r["organization_id"]) for r in rows]
 
 
 async def sync_read_marks(

@@ -43,6 +43,14 @@ class Scenario:
         response = await self.client.get(self.url + path, headers={**self.org.headers(role), **headers})
         return response.status_code, await response.get_json()
 
+    async def sync_reads(self) -> None:
+        """What the read-receipts actor does for this campaign in the background."""
+        cursor = None
+        while True:
+            cursor = await self.store.run(reporting_db.sync_read_marks, self.org.id, self.id, cursor, 2000)
+            if cursor is None:
+                return
+
     async def participant(self, contact: uuid.UUID | None = None, **columns) -> uuid.UUID:
         contact = contact or (await self.org.contacts(1))[0]
         self.order += 1
@@ -133,6 +141,7 @@ async def _funnel(client, org, store) -> tuple[Scenario, dict[str, uuid.UUID]]:
         T0 + dt.timedelta(hours=12),
         T0 + dt.timedelta(hours=22),
     )
+    await s.sync_reads()
     return s, p
 
 
