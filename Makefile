@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/campaignsvc demo $(ARGS)
 
-## test: install, lint, then the whole suite (unit, integration, e2e) against local PostgreSQL and RabbitMQ
+## test: install, lint, then the whole suite; starts the PostgreSQL and RabbitMQ it needs when none answers
+## (tests/servers.py: the embedded PostgreSQL; a broker node, apt-get installing rabbitmq-server as root)
 test: $(STAMP) lint browser
 	$(BIN)/pytest $(ARGS)
 

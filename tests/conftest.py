@@ -43,6 +43,16 @@ def quiet_logs() -> None:
     logs.configure("warning", "console")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def test_servers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """PostgreSQL and RabbitMQ for the collected tests, started for the session when none answers, or
+    the run stops saying what is missing (tests/servers.py)."""
+    from tests import servers
+
+    with servers.for_session(request.session.items, request.config):
+        yield
+
+
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     name = pg.build_template("standalone")

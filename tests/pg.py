@@ -1,5 +1,6 @@
 """Test databases on the real PostgreSQL: one template per run, built by the real migrations, and one
-clone per test (``CREATE DATABASE … TEMPLATE``, about 0.1 s)."""
+clone per test (``CREATE DATABASE … TEMPLATE``, about 0.1 s). The server is the session's
+(``CAMPAIGNSVC_TEST_PG``, read at every call: tests/servers.py may point it at an embedded server)."""
 
 from __future__ import annotations
 
@@ -15,19 +16,19 @@ import trio_asyncio
 from trio_asyncio import aio_as_trio
 
 from campaignsvc.storage import migrate
+from tests import servers
 
-ADMIN_URL = os.environ.get("CAMPAIGNSVC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 _NAME = re.compile(r"^csvc_(\d+)_")
 
 
 def url_for(database: str) -> str:
-    parts = urlsplit(ADMIN_URL)
+    parts = urlsplit(servers.pg_url())
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 async def _admin(sql: str, *args: object) -> list[asyncpg.Record]:
     async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(ADMIN_URL)
+        conn = await asyncpg.connect(servers.pg_url())
         try:
             return await conn.fetch(sql, *args)
         finally:

@@ -22,6 +22,7 @@ from campaignsvc.integrations.amqp_connection import BrokerLink
 from campaignsvc.integrations.events import CONSUMED_TYPES, Event
 from campaignsvc.storage import processed_events
 from campaignsvc.storage.store import Store
+from tests import servers
 
 
 @attrs.frozen
@@ -160,9 +161,11 @@ async def delete_all(url: str, *, exchanges: Sequence[str] = (), queues: Sequenc
 
 async def close_connection_named(name: str) -> None:
     """Have the broker close the client connection called ``name`` (CONNECTION_FORCED), as a broker
-    restart or an operator would. ``rabbitmqctl`` needs the node's cookie, i.e. root here."""
+    restart or an operator would. ``rabbitmqctl`` needs the node's cookie, i.e. root here; the command is
+    the session's broker's (tests/servers.py: a node the session started has its own)."""
+    ctl = servers.rabbitmqctl()
     listing = await trio.run_process(
-        ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
+        [*ctl, "list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
         capture_stdout=True,
     )
     pids = [
@@ -173,7 +176,7 @@ async def close_connection_named(name: str) -> None:
     assert pids, f"no broker connection named {name!r}"
     for pid in pids:
         await trio.run_process(
-            ["rabbitmqctl", "close_connection", pid, "test: forced close"], stdout=subprocess.DEVNULL
+            [*ctl, "close_connection", pid, "test: forced close"], stdout=subprocess.DEVNULL
         )
 
 
@@ -229,8 +232,8 @@ class BrokerProxy:
     """A TCP relay in front of RabbitMQ that a test can cut and restore: an outage (or a partition) of
     the broker for the connections that go through it, and nobody else on the shared broker."""
 
-    def __init__(self, target: tuple[str, int] = ("127.0.0.1", 5672)) -> None:
-        self._target = target
+    def __init__(self, target: tuple[str, int] | None = None) -> None:
+        self._target = target or servers.amqp_address()  # the session's broker
         self._up = True
         self._links: set[trio.CancelScope] = set()
         self.port = 0
