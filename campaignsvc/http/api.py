@@ -50,6 +50,8 @@ class Operation:
     alternatives: dict[str, Any] = attrs.field(factory=dict)
     # Error statuses whose body is not the error envelope (health's 503 is the health report).
     error_schemas: dict[int, Any] = attrs.field(factory=dict)
+    # Security schemes (http/openapi.py) the handler checks itself, besides those of ``auth``.
+    credentials: tuple[str, ...] = ()
 
 
 OPERATIONS: list[Operation] = []
@@ -173,6 +175,7 @@ def endpoint(
     content_type: str = "application/json",
     alternatives: dict[str, Any] | None = None,
     error_schemas: dict[int, Any] | None = None,
+    credentials: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
     """Register ``handler`` on ``bp`` at ``rule`` and describe it in the OpenAPI document."""
     method = method.upper()
@@ -220,6 +223,7 @@ def endpoint(
                 content_type=content_type,
                 alternatives=dict(alternatives or {}),
                 error_schemas=dict(error_schemas or {}),
+                credentials=credentials,
             )
         )
         return handler

@@ -14,6 +14,7 @@ from campaignsvc.http import (
     audience,
     campaigns,
     dashboard,
+    docs,
     errors,
     events,
     health,
@@ -59,6 +60,7 @@ def create_app(svc: Services) -> QuartTrio:
         events,
         throttle,
         dashboard,
+        docs,
     )
     for module in blueprints:
         app.register_blueprint(module.bp)

@@ -11,12 +11,9 @@ needs no identity; like every route but health/ready/metrics it needs ``X-Intern
 
 from __future__ import annotations
 
-from importlib import resources
+from quart import Blueprint, Response
 
-from quart import Blueprint, Response, request
-
-from campaignsvc.http import identity as ident
-from campaignsvc.http.context import services
+from campaignsvc.http import pages
 from campaignsvc.http.errors import not_found
 
 bp = Blueprint("dashboard", __name__)
@@ -33,24 +30,19 @@ _CSP = (
 )
 
 
-def _asset(name: str) -> Response:
-    ident.check_internal_auth(request.headers, services().settings.internal_auth_secret)
+async def _asset(name: str) -> Response:
     content_type = _ASSETS.get(name)
     if content_type is None:
+        pages.check_access()
         raise not_found("Not found")
-    body = resources.files("campaignsvc.http").joinpath("static", name).read_bytes()
-    response = Response(body, content_type=content_type)
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = _CSP
-    return response
+    return await pages.serve(pages.static_file(name), content_type, _CSP)
 
 
 @bp.get("/dashboard")
 async def page() -> Response:
-    return _asset("dashboard.html")
+    return await _asset("dashboard.html")
 
 
 @bp.get("/dashboard/<name>")
 async def asset(name: str) -> Response:
-    return _asset(name)
+    return await _asset(name)

@@ -57,6 +57,7 @@ class EventResult(BaseModel):
     auth="internal",
     write=False,
     errors=(401, 403),
+    credentials=("EventsIngestSecret",),
 )
 async def post_event(body: Envelope) -> dict[str, Any]:
     _check_ingest_credential()

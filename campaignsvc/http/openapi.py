@@ -1,8 +1,17 @@
-"""``GET /openapi.json``: the OpenAPI 3.1 document built from the endpoint declarations (http/api.py)."""
+"""``GET /openapi.json``: the OpenAPI 3.1 document built from the endpoint declarations (http/api.py).
+
+Each operation's examples (its parameters, request body and the responses seen) are real exchanges with
+the service, recorded by the conformance test (tests/integration/test_openapi_conformance.py) into
+``http/examples.json`` and merged here; tests/unit/test_openapi_examples.py fails when an operation has
+none or one no longer matches its schema. ``GET /docs`` (http/docs.py) shows the document.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import typing
+from importlib import resources
 from typing import Any, Literal
 
 import pydantic
@@ -48,11 +57,77 @@ _ERROR_TEXT = {
     503: "Unavailable (the database, or for /ready the dispatcher, is not ready)",
 }
 SECURITY_SCHEMES = {
-    "OrganizationId": {"type": "apiKey", "in": "header", "name": "X-Organization-Id"},
-    "UserId": {"type": "apiKey", "in": "header", "name": "X-User-Id"},
-    "UserRole": {"type": "apiKey", "in": "header", "name": "X-User-Role"},
-    "InternalAuth": {"type": "apiKey", "in": "header", "name": "X-Internal-Auth"},
+    "OrganizationId": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Organization-Id",
+        "description": "The caller's organization (UUID), set by the gateway. Required.",
+    },
+    "UserId": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-User-Id",
+        "description": "The signed-in user (UUID), set by the gateway; absent for a peer service.",
+    },
+    "UserRole": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-User-Role",
+        "description": "owner, admin, supervisor, bidi or viewer (read-only); bidi when absent.",
+    },
+    "InternalAuth": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Internal-Auth",
+        "description": "Must equal INTERNAL_AUTH_SECRET when the service has one set; ignored otherwise.",
+    },
+    "EventsIngestSecret": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Events-Ingest-Secret",
+        "description": "Must equal EVENTS_INGEST_SECRET when it is set (POST /api/campaigns/events only).",
+    },
 }
+
+
+EXAMPLES_FILE = "examples.json"
+EXAMPLE_NAME = "recorded"
+
+
+@functools.cache
+def load_examples() -> dict[str, Any]:
+    """``http/examples.json``: ``{"METHOD /path": {"request": {"parameters": {name: value}, "body"?: …},
+    "responses": {status: {content type: body}}}}`` (a 204's content is ``{}``)."""
+    file = resources.files("campaignsvc.http").joinpath(EXAMPLES_FILE)
+    if not file.is_file():
+        return {}
+    examples: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
+    return examples
+
+
+def operation_key(op: Operation) -> str:
+    return f"{op.method} {op.path}"
+
+
+def _recorded(value: Any) -> dict[str, Any]:
+    return {EXAMPLE_NAME: {"summary": "Recorded from the service", "value": value}}
+
+
+def _merge_examples(operation: dict[str, Any], example: dict[str, Any]) -> None:
+    """Put a recorded exchange into its operation; parts the operation does not document are left out
+    (the example test reports them)."""
+    request = example.get("request", {})
+    values = request.get("parameters", {})
+    for param in operation["parameters"]:
+        if param["name"] in values:
+            param["example"] = values[param["name"]]
+    if "body" in request and "requestBody" in operation:
+        operation["requestBody"]["content"]["application/json"]["examples"] = _recorded(request["body"])
+    for status, by_type in example.get("responses", {}).items():
+        content = operation["responses"].get(status, {}).get("content", {})
+        for content_type, body in by_type.items():
+            if content_type in content:
+                content[content_type]["examples"] = _recorded(body)
 
 
 def _model_of(tp: Any) -> tuple[type[pydantic.BaseModel] | None, bool]:
@@ -109,6 +184,7 @@ def build_document() -> dict[str, Any]:
         schema = ref_for(model, "serialization")
         return {"type": "array", "items": schema} if is_list else schema
 
+    examples = load_examples()
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         operation: dict[str, Any] = {
@@ -147,6 +223,13 @@ def build_document() -> dict[str, Any]:
             operation["security"] = [{"OrganizationId": [], "UserId": [], "UserRole": [], "InternalAuth": []}]
         elif op.auth == "internal":
             operation["security"] = [{"InternalAuth": []}]
+        if op.credentials:
+            operation["security"] = [
+                {**requirement, **{name: [] for name in op.credentials}}
+                for requirement in operation.get("security", [{}])
+            ]
+        if operation_key(op) in examples:
+            _merge_examples(operation, examples[operation_key(op)])
         paths.setdefault(op.path, {})[op.method.lower()] = operation
 
     return {
@@ -155,7 +238,8 @@ def build_document() -> dict[str, Any]:
             "title": "campaignsvc",
             "version": __version__,
             "description": "Cold-outreach campaigns for a Telegram-first CRM. Identity comes from the gateway "
-            "headers; X-Internal-Auth is required when the service has INTERNAL_AUTH_SECRET set.",
+            "headers; X-Internal-Auth is required when the service has INTERNAL_AUTH_SECRET set. The examples are "
+            "real exchanges with the service, recorded by its conformance test.",
         },
         "paths": dict(sorted(paths.items())),
         "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},

@@ -1,6 +1,7 @@
 """The dashboard in a real browser: headless Chromium opens ``/dashboard`` of the real service process, which
 sends through the sandbox (a second real process), and sees account cards, states and campaign progress
-appear and change. A screenshot is kept in ``test-artifacts/``."""
+appear and change; and the API reference, ``/docs``, rendered by Swagger UI and making a call with the
+identity headers. Screenshots are kept in ``test-artifacts/``."""
 
 from __future__ import annotations
 
@@ -159,3 +160,62 @@ async def test_dashboard__chromium_shows_live_account_states_and_campaign_progre
             assert stop_service(service) == 0
         sandbox.terminate()
         sandbox.wait(15)
+
+
+def _in_operation(selector: str, then: str = "") -> str:
+    """An expression for ``selector`` inside GET /api/campaigns's block (Swagger UI's deep-link id)."""
+    return f"document.querySelector('#operations-campaigns-get_api_campaigns {selector}'){then}"
+
+
+async def test_docs__chromium_renders_swagger_ui_and_tries_a_call_with_the_identity_headers(
+    database_url, org, tmp_path
+):
+    service = await start_service(
+        {"DATABASE_URL": database_url, "CAMPAIGN_MIN_GAP_MS_SAME_BD_ACCOUNT": "0", "LOG_LEVEL": "info"},
+        tmp_path / "service.log",
+    )
+    try:
+        async with httpx.AsyncClient(base_url=service.base_url, timeout=10) as http:
+            document = (await http.get("/openapi.json")).json()
+        operations = sum(len(methods) for methods in document["paths"].values())
+        listed = document["paths"]["/api/campaigns"]["get"]["responses"]["200"]["content"]
+        example_id = listed["application/json"]["examples"]["recorded"]["value"]["data"][0]["id"]
+
+        async with chromium_page(tmp_path / "chromium-profile") as page:
+            # ?org= fills the Authorize dialog's X-Organization-Id, as the dashboard's link passes it on.
+            await page.call("Page.navigate", url=f"{service.base_url}/docs?org={org.id}&role=supervisor")
+            await page.wait_for("document.body?.dataset.ready === 'true'")
+            await page.wait_for(f"document.querySelectorAll('#swagger-ui .opblock').length === {operations}")
+            assert await page.evaluate("document.querySelector('#swagger-ui .info .title').textContent")
+            assert await page.evaluate("!!document.querySelector('#swagger-ui .btn.authorize.locked')")
+
+            # Try it out: GET /api/campaigns from the page, with the headers the dialog holds.
+            await page.evaluate(_in_operation(".opblock-summary-control", ".click()"))
+            await page.wait_for(_in_operation(".try-out__btn", " !== null"))
+            await page.evaluate(_in_operation(".try-out__btn", ".click()"))
+            await page.wait_for(_in_operation(".execute", " !== null"))
+            await page.evaluate(_in_operation(".execute", ".click()"))
+            status = await page.wait_for(
+                _in_operation(
+                    ".live-responses-table tr.response .response-col_status", "?.textContent.trim()"
+                )
+            )
+            assert status.startswith("200"), status
+            curl = await page.evaluate(_in_operation(".curl-command", ".textContent"))
+            assert f"X-Organization-Id: {org.id}" in curl and "X-User-Role: supervisor" in curl
+            assert "status=active" in curl  # the recorded example's query, filled in
+            body = await page.evaluate(
+                _in_operation(".live-responses-table tr.response .response-col_description", ".textContent")
+            )
+            assert '"data": []' in body and '"total": 0' in body  # this organization has no campaign
+            # The recorded example is shown with the documented response.
+            assert example_id in await page.evaluate(_in_operation(".responses-inner", ".textContent"))
+
+            await page.evaluate("window.scrollTo(0, 0)")
+            await page.screenshot(ARTIFACTS / "docs.png")
+            assert (ARTIFACTS / "docs.png").stat().st_size > 10_000
+            assert page.problems() == []
+        log = service.log()
+        assert "Traceback" not in log and '"status": 500' not in log
+    finally:
+        assert stop_service(service) == 0

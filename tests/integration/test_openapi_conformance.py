@@ -4,59 +4,50 @@ response, success or error, must be documented: its status code, its content typ
 (JSON Schema 2020-12, formats checked, no undocumented fields) against the document's own schema.
 
 An operation the scenario never exercises with a success fails the test, so a new endpoint cannot skip it.
+
+The same run is where the document's examples come from: with ``CAMPAIGNSVC_RECORD_EXAMPLES=1`` it writes
+the first request that succeeded and the first response of each status and content type of every
+operation to ``campaignsvc/http/examples.json`` (long lists and texts shortened when the shorter value
+still matches its schema). Without it, every status an example shows must be one this run produced;
+tests/unit/test_openapi_examples.py checks that every operation has examples and that they match.
 """
 
 from __future__ import annotations
 
 import collections
-import copy
 import datetime as dt
 import json
+import os
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import trio
-from jsonschema import Draft202012Validator, FormatChecker
 
 from campaignsvc.http.api import OPERATIONS, Operation
+from campaignsvc.http.openapi import EXAMPLES_FILE, load_examples, operation_key
 from tests.factories import Org
 from tests.integration.api_world import build_campaign, seed_crm
 from tests.integration.dispatch_helpers import reply_event, start_env
+from tests.openapi_schema import SchemaCheck
 
-# The API's timestamps: UTC, milliseconds, Z (original-v1 §2.1).
-_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-FORMATS = FormatChecker()
-
-
-@FORMATS.checks("date-time", raises=ValueError)
-def _date_time(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    if not _TIMESTAMP.match(value):
-        raise ValueError(f"{value!r} is not YYYY-MM-DDTHH:MM:SS.mmmZ")
-    dt.datetime.fromisoformat(value)
-    return True
+RECORD_ENV = "CAMPAIGNSVC_RECORD_EXAMPLES"
+EXAMPLES_PATH = Path(__file__).resolve().parents[2] / "campaignsvc" / "http" / EXAMPLES_FILE
+# An example shows the shape, not every row: lists past this many items and texts past this many lines
+# are cut, when what remains still matches the schema.
+EXAMPLE_ITEMS = 3
+EXAMPLE_LINES = 16
 
 
-@FORMATS.checks("uuid", raises=ValueError)
-def _uuid(value: object) -> bool:
-    if isinstance(value, str):
-        uuid.UUID(value)
-    return True
-
-
-def closed(node: Any) -> Any:
-    """Every object schema that lists its properties and says nothing of others gets
-    ``additionalProperties: false``: a field the document does not describe fails the check."""
-    if isinstance(node, dict):
-        out = {key: closed(value) for key, value in node.items()}
-        if "properties" in out and "additionalProperties" not in out:
-            out["additionalProperties"] = False
-        return out
-    if isinstance(node, list):
-        return [closed(item) for item in node]
-    return node
+def _shortened(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_shortened(item) for item in value[:EXAMPLE_ITEMS]]
+    if isinstance(value, dict):
+        return {key: _shortened(item) for key, item in value.items()}
+    if isinstance(value, str) and value.count("\n") > EXAMPLE_LINES:
+        return "".join(value.splitlines(keepends=True)[:EXAMPLE_LINES])
+    return value
 
 
 class Conformance:
@@ -66,7 +57,7 @@ class Conformance:
         self.client = client
         self.document = document
         self.headers = headers
-        self.components = closed(copy.deepcopy(document["components"]))
+        self.schemas = SchemaCheck(document)
         # Literal segments win over path parameters, as in the router (/agents before /{id}).
         self.routes = sorted(
             ((re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", op.path) + "$"), op) for op in OPERATIONS),
@@ -75,6 +66,9 @@ class Conformance:
         self.seen: dict[tuple[str, str], collections.Counter[int]] = collections.defaultdict(
             collections.Counter
         )
+        # Per operation: the first request that succeeded, the first body of each status and content type.
+        self.requests: dict[str, dict[str, Any]] = {}
+        self.responses: dict[str, dict[str, dict[str, Any]]] = collections.defaultdict(dict)
 
     def operation(self, method: str, path: str) -> Operation:
         for pattern, op in self.routes:
@@ -103,6 +97,7 @@ class Conformance:
         op = self.operation(method, path)
         body = self.check(op, response.status_code, response.mimetype, data)
         self.seen[(op.method, op.path)][response.status_code] += 1
+        self.record(op, path, query, json_body, response.status_code, response.mimetype, body)
         if expect is not None:
             assert response.status_code == expect, (method, path, response.status_code, body)
         return response.status_code, body
@@ -117,14 +112,45 @@ class Conformance:
         content = responses[str(status)]["content"]
         assert mimetype in content, f"{where}: content type {mimetype} not documented ({sorted(content)})"
         body = json.loads(data) if mimetype == "application/json" else data.decode("utf-8")
-        schema = {**content[mimetype]["schema"], "components": self.components}
-        validator = Draft202012Validator(schema, format_checker=FORMATS)
-        errors = [
-            f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
-            for e in validator.iter_errors(body)
-        ]
+        errors = self.schemas.errors(content[mimetype]["schema"], body)
         assert not errors, f"{where}: the body does not match its schema:\n" + "\n".join(errors[:20])
         return body
+
+    def record(
+        self, op: Operation, path: str, query: Any, json_body: Any, status: int, mimetype: str, body: Any
+    ) -> None:
+        key = operation_key(op)
+        if 200 <= status < 300 and key not in self.requests:
+            pattern = re.sub(r"\{([^}]+)\}", r"(?P<\1>[^/]+)", op.path)
+            match = re.fullmatch(pattern, path)
+            assert match is not None, (op.path, path)
+            request: dict[str, Any] = {"parameters": {**match.groupdict(), **(query or {})}}
+            if json_body is not None:
+                request["body"] = json_body
+            self.requests[key] = request
+        content = self.responses[key].setdefault(str(status), {})
+        if status != 204 and mimetype not in content:
+            schema = self.document["paths"][op.path][op.method.lower()]["responses"][str(status)]["content"]
+            short = _shortened(body)
+            fits = short == body or not self.schemas.errors(schema[mimetype]["schema"], short)
+            content[mimetype] = short if fits else body
+
+    def examples(self) -> dict[str, Any]:
+        """What the run recorded, as http/examples.json holds it."""
+        return {
+            key: {"request": self.requests[key], "responses": dict(sorted(self.responses[key].items()))}
+            for key in sorted(self.requests)
+        }
+
+    def stale_examples(self, recorded: dict[str, Any]) -> list[str]:
+        """Statuses or content types of the checked-in examples that this run did not produce."""
+        stale = []
+        for key, example in recorded.items():
+            for status, by_type in example["responses"].items():
+                produced = self.responses.get(key, {}).get(status)
+                if produced is None or not set(by_type) <= set(produced):
+                    stale.append(f"{key} → {status} {sorted(by_type)}")
+        return stale
 
     def never_succeeded(self) -> list[str]:
         return [
@@ -367,3 +393,12 @@ async def test_every_operation_answers_what_openapi_json_documents(nursery, stor
     missing = c.never_succeeded()
     assert not missing, f"operations the scenario never exercised with a success: {missing}"
     assert sum(sum(s.values()) for s in c.seen.values()) > len(OPERATIONS)
+
+    if os.environ.get(RECORD_ENV) == "1":
+        EXAMPLES_PATH.write_text(json.dumps(c.examples(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        stale = c.stale_examples(load_examples())
+        assert not stale, (
+            f"examples of responses this scenario no longer produces: {stale}; "
+            f"record them again with {RECORD_ENV}=1 (docs/compat.md)"
+        )

@@ -208,4 +208,6 @@ async function loop() {
 
 document.getElementById("org").textContent = identity["X-Organization-Id"]
   ? `organization ${identity["X-Organization-Id"]}` : "";
+// The API reference takes the same ?org=&user=&role= for its Authorize dialog.
+if (identity["X-Organization-Id"]) document.getElementById("docs-link").href = `/docs${window.location.search}`;
 loop();
