@@ -343,9 +343,9 @@ async def test_openapi__documents_the_audience_endpoints(client):
     for path in ("/api/campaigns/{id}/participants/{contactId}", "/api/campaigns/{id}/participants"):
         removal = doc["paths"][path]["delete"]["responses"]
         assert set(removal) == {"200", "400", "401", "403", "404", "409", "503"}, path
-        assert removal["200"]["content"] == {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Deleted"}}
-        }, path
+        content = removal["200"]["content"]
+        assert set(content) == {"application/json"}, path  # JSON only (recorded examples ride along)
+        assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/Deleted"}, path
 
 
 # --- removing participants ----------------------------------------------------------------------------
