@@ -29,9 +29,10 @@ from campaignsvc.http.presenters import (
     bd_account_object,
     visible_accounts,
 )
-from campaignsvc.http.scope import CAMPAIGN_NOT_FOUND, campaign_or_404, raise_references
+from campaignsvc.http.scope import campaign_or_404, raise_references
 from campaignsvc.storage import campaigns as db
 from campaignsvc.storage import outbox
+from campaignsvc.usecases.common import CAMPAIGN_NOT_FOUND
 
 bp = Blueprint("campaigns", __name__, url_prefix="/api/campaigns")
 

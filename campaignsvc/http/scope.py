@@ -11,24 +11,13 @@ import asyncpg
 
 from campaignsvc.http import identity as ident
 from campaignsvc.http.context import services
-from campaignsvc.http.errors import not_found, validation
+from campaignsvc.http.errors import validation
 from campaignsvc.storage import campaigns as campaigns_db
 
+# The campaign every request starts from, as the use cases look it up (NotFound answers 404).
+from campaignsvc.usecases.common import campaign as campaign_or_404
+
 R = TypeVar("R")
-
-CAMPAIGN_NOT_FOUND = "Campaign not found"
-
-
-async def campaign_or_404(
-    conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID, *, lock: bool = False
-) -> asyncpg.Record:
-    """The campaign row (locked until the end of the transaction with ``lock``); 404 when it is missing,
-    of another organization or soft-deleted."""
-    fetch = campaigns_db.get_for_update if lock else campaigns_db.get
-    row = await fetch(conn, org, campaign_id)
-    if row is None:
-        raise not_found(CAMPAIGN_NOT_FOUND)
-    return row
 
 
 async def in_campaign(
