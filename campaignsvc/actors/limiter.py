@@ -21,7 +21,6 @@ import random
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 import attrs
 import trio
@@ -170,12 +169,6 @@ class AccountLimiter:
     def _poke(self) -> None:
         self._changed.set()
 
-    def sent_since(self, since: dt.datetime) -> int:
-        return pacing.sent_since(self._starts, since)
-
-    def sent_today(self, zone: ZoneInfo, now: dt.datetime) -> int:
-        return self.settings.policy.sent_today(self._starts, zone, now)
-
     def _gap_for(self, plan: CampaignPlan) -> float:
         if self._next_gap is None or self._next_gap[0] != plan.id:
             self._next_gap = (plan.id, self.settings.policy.gap(plan, self._rng))
@@ -192,7 +185,7 @@ class AccountLimiter:
         policy = self.settings.policy
         return policy.next_start(
             now,
-            sent_today=self.sent_today(policy.day_zone(), now),
+            sent_today=pacing.sent_today(self._starts, policy.day_zone(), now),
             last_start=self.settings.last_start,
             gap_s=self._next_gap[1] if self._next_gap is not None else None,
             cap_until=self.cap_until if self.state == "daily_cap" else None,
@@ -333,7 +326,7 @@ class AccountLimiter:
             "state": self.state,
             "blockedUntil": s.blocked_until,
             "blockReason": s.block_reason,
-            "sentToday": self.sent_today(zone, now),
+            "sentToday": pacing.sent_today(self._starts, zone, now),
             "dailyCap": s.daily_cap,
             "lastSendAt": self.settings.last_start,
             "nextAllowedAt": self.next_start(now),

@@ -60,12 +60,10 @@ async def supervise(
         began = trio.current_time()
         try:
             async with trio.open_nursery() as inner:
-                await inner.start(run)
+                await inner.start(run)  # raises if the run ends or crashes before it is ready
                 if ready is not None:
                     ready.started()
                     ready = None
-            if ready is not None:
-                ready.started()
             return
         except Exception as group:
             exc = _cause(group)

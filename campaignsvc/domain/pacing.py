@@ -60,6 +60,11 @@ def sent_since(starts: Sequence[datetime], since: datetime) -> int:
     return len(starts) - bisect.bisect_left(starts, since)
 
 
+def sent_today(starts: Sequence[datetime], zone: ZoneInfo, now: datetime) -> int:
+    """How many of the sorted ``starts`` fall on ``now``'s local day in ``zone``."""
+    return sent_since(starts, day_start(zone, now))
+
+
 @attrs.frozen
 class AccountPolicy:
     """One BD account's sending rules."""
@@ -98,18 +103,15 @@ class AccountPolicy:
         """A sample of the campaign's gap range, never below the account's floor."""
         return plan.gap_s(self.floor_s, rng)
 
+    def padded(self, gap_s: float) -> float:
+        """The gap as kept: with the margin, except a zero gap, which stays zero."""
+        return gap_s + self.margin_s if gap_s > 0 else 0.0
+
     def after_gap(self, last_start: datetime | None, gap_s: float) -> datetime | None:
-        """The earliest start ``gap_s`` after the last one, with the margin (none for a zero gap)."""
+        """The earliest start ``gap_s`` (padded) after the last one."""
         if last_start is None:
             return None
-        margin = self.margin_s if gap_s > 0 else 0.0
-        return last_start + timedelta(seconds=gap_s + margin)
-
-    def blocked(self, now: datetime) -> bool:
-        return self.blocked_until is not None and self.blocked_until > now
-
-    def sent_today(self, starts: Sequence[datetime], zone: ZoneInfo, now: datetime) -> int:
-        return sent_since(starts, day_start(zone, now))
+        return last_start + timedelta(seconds=self.padded(gap_s))
 
     # --- the decisions -----------------------------------------------------------------------------
 
@@ -117,7 +119,7 @@ class AccountPolicy:
         """Whether the whole account is held, whatever the campaign."""
         if not self.active or self.restricted:
             return Hold(RESTRICTED, None)
-        if self.blocked(now):
+        if self.blocked_until is not None and self.blocked_until > now:
             return Hold(FLOOD_BLOCKED, self.blocked_until)
         return None
 
@@ -137,7 +139,7 @@ class AccountPolicy:
         window = self.window(plan)
         zone = self.day_zone(plan)
         cap = self.cap(plan)
-        if cap and self.sent_today(starts, zone, now) >= cap:
+        if cap and sent_today(starts, zone, now) >= cap:
             return Defer(
                 sched.place(window, sched.next_local_midnight(zone, now), rng, WINDOW_JITTER_S), "cap"
             )
@@ -196,11 +198,10 @@ class AccountPolicy:
         middle of the campaign's gap range (at least the floor), inside the window, at most the cap per
         local day (``sent_today`` already used on ``start``'s day) — the rules :meth:`decide` applies,
         margin included, so each slot is a start the limiter takes as it is."""
-        gap = plan.spread_gap_s(self.floor_s)
         return sched.spread(
             start,
             count,
-            gap_s=gap + (self.margin_s if gap > 0 else 0.0),
+            gap_s=self.padded(plan.spread_gap_s(self.floor_s)),
             daily_cap=self.cap(plan),
             sent_today=sent_today,
             schedule=self.window(plan),
