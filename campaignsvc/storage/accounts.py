@@ -17,7 +17,7 @@ _RULES_VERSION = """md5(row(a.is_active, a.timezone, a.working_hours_start, a.wo
 
 async def limiter_state(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> dict[str, Any] | None:
     """The account's row, the version of its rules, its last send start, and its send starts of the last
-    48 hours.
+    48 hours (sorted), in one statement.
 
     The last start is the later of two: the start the latest claim planned (``campaign_account_state``,
     written in the claim's statement) and the latest call start the ledger holds (``campaign_sends.sent_at``
@@ -31,7 +31,15 @@ async def limiter_state(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> d
                a.spam_restricted_at, s.last_send_at AS planned_start, s.block_reason,
                {_RULES_VERSION} AS rules_version,
                (SELECT max(l.sent_at) FROM campaign_sends l
-                 WHERE l.bd_account_id = a.id AND l.status = 'sent') AS recorded_start
+                 WHERE l.bd_account_id = a.id AND l.status = 'sent') AS recorded_start,
+               ARRAY(SELECT u.at FROM (
+                   SELECT l.claimed_at AS at FROM campaign_sends l
+                   WHERE l.bd_account_id = a.id AND l.status = 'sent' AND l.sent_at > now() - interval '48 hours'
+                   UNION ALL
+                   SELECT l.claimed_at FROM campaign_sends l
+                   WHERE l.bd_account_id = a.id AND l.status IN ('sending', 'in_doubt')
+                     AND l.claimed_at > now() - interval '48 hours'
+               ) u WHERE u.at IS NOT NULL ORDER BY u.at) AS recent_starts
         FROM bd_accounts a LEFT JOIN campaign_account_state s ON s.bd_account_id = a.id
         WHERE a.id = $1
         """,
@@ -39,21 +47,11 @@ async def limiter_state(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> d
     )
     if row is None:
         return None
-    starts = await conn.fetch(
-        """
-        SELECT claimed_at AS at FROM campaign_sends
-        WHERE bd_account_id = $1 AND status = 'sent' AND sent_at > now() - interval '48 hours'
-        UNION ALL
-        SELECT claimed_at FROM campaign_sends
-        WHERE bd_account_id = $1 AND status IN ('sending', 'in_doubt') AND claimed_at > now() - interval '48 hours'
-        """,
-        bd_account_id,
-    )
     state = dict(row.items())
     planned, recorded = state.pop("planned_start"), state.pop("recorded_start")
     state["last_send_at"] = max((t for t in (planned, recorded) if t is not None), default=None)
     state["last_send_exact"] = recorded is not None and (planned is None or recorded >= planned)
-    state["recent_starts"] = sorted(r["at"] for r in starts if r["at"] is not None)
+    state["recent_starts"] = list(state["recent_starts"])
     return state
 
 

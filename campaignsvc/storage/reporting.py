@@ -69,14 +69,17 @@ async def tune(conn: asyncpg.Connection) -> None:
 async def campaigns_being_read(
     conn: asyncpg.Connection, since: timedelta
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """(campaign id, organization id) of the campaigns whose messages may still be read: active, paused,
-    or completed less than ``since`` ago."""
+    """(campaign id, organization id) of the campaigns whose messages may still be read — active, paused,
+    or completed less than ``since`` ago — and that have sent, not yet read participants: one query finds
+    them all, so a campaign with nothing left to mark costs no pass."""
     rows = await conn.fetch(
         """
-        SELECT id, organization_id FROM campaigns
-        WHERE deleted_at IS NULL
-          AND (status IN ('active', 'paused') OR (status = 'completed' AND completed_at > now() - $1::interval))
-        ORDER BY id
+        SELECT c.id, c.organization_id FROM campaigns c
+        WHERE c.deleted_at IS NULL
+          AND (c.status IN ('active', 'paused') OR (c.status = 'completed' AND c.completed_at > now() - $1::interval))
+          AND EXISTS (SELECT 1 FROM campaign_participants cp
+                      WHERE cp.campaign_id = c.id AND cp.first_sent_at IS NOT NULL AND cp.read_at IS NULL)
+        ORDER BY c.id
         """,
         since,
     )
