@@ -153,14 +153,14 @@ def embedded_postgres() -> Iterator[str]:
 
     root = Path(tempfile.mkdtemp(prefix="csvc-test-pg-"))
     try:
-        server = embedded._start(root / "pg")
+        server = embedded.start_server(root / "pg")
     except EmbeddedPostgresError as exc:
         shutil.rmtree(root, ignore_errors=True)
         raise SetupError(f"PostgreSQL: {exc}") from None
     try:
         yield server.get_uri("postgres")
     finally:
-        embedded._stop(server)
+        embedded.stop_server(server)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 DATABASE_NAME = "campaignsvc"
 
 
-def _start(pgdata: Path) -> Any:
+def start_server(pgdata: Path) -> Any:
+    """Start (or reuse) the embedded server in ``pgdata``; stop it with :func:`stop_server`."""
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
         with warnings.catch_warnings():
@@ -44,7 +45,7 @@ def _start(pgdata: Path) -> Any:
         ) from exc
 
 
-def _stop(server: Any) -> None:
+def stop_server(server: Any) -> None:
     server.cleanup()
 
 
@@ -55,7 +56,7 @@ async def embedded_database(pgdata: Path, *, fresh: bool = False) -> AsyncIterat
     ``fresh=True`` drops that database first, so the caller starts from an empty one. Needs the
     trio-asyncio loop (creating the database goes through asyncpg)."""
     pgdata = pgdata.expanduser().resolve()  # noqa: ASYNC240 - a path computation, once at start
-    server = await trio.to_thread.run_sync(_start, pgdata)
+    server = await trio.to_thread.run_sync(start_server, pgdata)
     try:
         admin_dsn = server.get_uri("postgres")
         if fresh:
@@ -65,7 +66,7 @@ async def embedded_database(pgdata: Path, *, fresh: bool = False) -> AsyncIterat
         yield server.get_uri(DATABASE_NAME)
     finally:
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(_stop, server)
+            await trio.to_thread.run_sync(stop_server, server)
 
 
 @contextlib.asynccontextmanager
