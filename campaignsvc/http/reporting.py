@@ -15,6 +15,7 @@ from quart import Blueprint, Response, request
 from werkzeug.datastructures import MIMEAccept
 
 from campaignsvc.domain.audience_import import format_record, spreadsheet_safe
+from campaignsvc.domain.reporting import phase_of
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
@@ -142,7 +143,7 @@ def _participant(row: Mapping[str, Any], names: Mapping[uuid.UUID, str], steps: 
         "bd_account_id": account,
         "bd_account_display_name": names.get(account) if account else None,
         "channel_id": row["channel_id"],
-        "status_phase": db.phase_of(row["status"], sent, bool(row["read_mark"] or row["latest_read_at"])),
+        "status_phase": phase_of(row["status"], sent, bool(row["read_mark"] or row["latest_read_at"])),
         "last_error": row["last_error"],
         "pipeline_stage_name": row["pipeline_stage_name"],
         "sent_at": row["first_sent_at"],

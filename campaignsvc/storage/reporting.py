@@ -14,26 +14,11 @@ from typing import Any
 
 import asyncpg
 
+from campaignsvc.domain.reporting import DONE, TERMINAL
+
 _OWNED = (
     "EXISTS (SELECT 1 FROM campaigns c WHERE c.id = $1 AND c.organization_id = $2 AND c.deleted_at IS NULL)"
 )
-
-# Participant statuses after which nothing more is sent, and those of them that mean "the sequence ran
-# out" (vs. replied / failed). The phases are the front end's vocabulary (status_phase).
-TERMINAL = ("failed", "replied", "completed", "stopped", "skipped")
-DONE = ("completed", "stopped", "skipped")
-PHASES = ("waiting", "sent", "read", "replied", "completed", "skipped", "failed")
-
-
-def phase_of(status: str, sent: bool, read: bool) -> str:
-    """The participant's status_phase; ``_PHASE_FILTERS`` is the same rule in SQL."""
-    if status in ("failed", "replied"):
-        return status
-    if status in DONE:
-        return "completed" if sent else "skipped"
-    if sent:
-        return "read" if read else "sent"
-    return "waiting"
 
 
 def _in(values: Sequence[str]) -> str:
@@ -41,6 +26,7 @@ def _in(values: Sequence[str]) -> str:
 
 
 _ACTIVE = f"cp.status NOT IN {_in(TERMINAL)}"
+# The participants filters: domain/reporting.phase_of in SQL, and a few more.
 _PHASE_FILTERS = {
     "all": "true",
     "replied": "cp.status = 'replied'",

@@ -4,15 +4,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
+from campaignsvc.domain.reporting import Outcomes, ParticipantCounts, is_read, kpis, phase_of
+from campaignsvc.domain.reporting import contact_name as name_of
 from campaignsvc.http.models.common import Json, Page, Timestamp
-from campaignsvc.storage.reporting import PHASES, phase_of
 
 PARTICIPANTS_DEFAULT_LIMIT = 50
 PARTICIPANTS_MAX_LIMIT = 100
@@ -288,80 +288,61 @@ CSV_SCHEMA: dict[str, Any] = {
 # --- shaping rows into responses ----------------------------------------------------------------------
 
 
-def js_round(value: float, digits: int = 0) -> float:
-    """Math.round(value · 10^digits) / 10^digits, as the original computed its rates."""
-    scale = 10**digits
-    return math.floor(value * scale + 0.5) / scale
-
-
-def rate(part: float, whole: float, digits: int = 1) -> float:
-    return js_round(part / whole * 100, digits) if whole else 0
-
-
 def contact_name(row: Mapping[str, Any]) -> str:
-    full = " ".join(p for p in ((row["first_name"] or "").strip(), (row["last_name"] or "").strip()) if p)
-    for candidate in ((row["display_name"] or "").strip(), full, row["username"], row["telegram_id"]):
-        if candidate:
-            return candidate
-    return ""
+    """The name a row's contact is shown by (``domain.reporting.contact_name``)."""
+    return name_of(
+        row["display_name"], row["first_name"], row["last_name"], row["username"], row["telegram_id"]
+    )
 
 
 def stats_body(counts: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> dict[str, Any]:
-    by: dict[str, dict[str, int]] = {"all": {}, "sent": {}, "read": {}}
-    for r in counts:
-        by[r["kind"]][r["status"]] = r["n"]
-    phases = dict.fromkeys(PHASES, 0)
-    for status, n in by["all"].items():
-        sent = by["sent"].get(status, 0)
-        read = min(by["read"].get(status, 0), sent)
-        phases[phase_of(status, True, True)] += read
-        phases[phase_of(status, True, False)] += sent - read
-        phases[phase_of(status, False, False)] += n - sent
-    total = sum(by["all"].values())
-    replied = by["all"].get("replied", 0)
-    failed = by["all"].get("failed", 0)
-    sent_total = sum(by["sent"].values())
-    # A reply is read by definition; the CRM's read receipts count for everyone else.
-    read_total = sum(n for s, n in by["read"].items() if s != "replied") + by["sent"].get("replied", 0)
-    shared, won, revenue = summary["shared"], summary["won"], summary["revenue"]
-    out: dict[str, Any] = {"total": total, "byStatus": by["all"], "byPhase": phases}
-    if failed:
-        out["error_summary"] = {"count": failed}
+    """The stats response of the participant counts (``(kind, status, n)`` rows) and the outcome summary
+    (storage/reporting's ``participant_counts`` and ``outcome_summary``); the numbers are the domain's."""
+    k = kpis(
+        ParticipantCounts.of((r["kind"], r["status"], r["n"]) for r in counts),
+        Outcomes(
+            shared=summary["shared"],
+            won=summary["won"],
+            lost=summary["lost"],
+            revenue=summary["revenue"],
+            hours_to_shared=summary["hours_to_shared"],
+            hours_to_won=summary["hours_to_won"],
+        ),
+    )
+    out: dict[str, Any] = {"total": k.total, "byStatus": dict(k.by_status), "byPhase": dict(k.by_phase)}
+    if k.failed:
+        out["error_summary"] = {"count": k.failed}
         if summary["error_sample"]:
             out["error_summary"]["sample"] = summary["error_sample"]
-    hours = {
-        k: None if summary[k] is None else js_round(summary[k], 1)
-        for k in ("hours_to_shared", "hours_to_won")
-    }
     return out | {
         "totalSends": summary["total_sends"],
-        "contactsSent": sent_total,
-        "conversionRate": int(rate(replied, total, 0)),
+        "contactsSent": k.sent,
+        "conversionRate": k.replied_percent,
         "firstSendAt": summary["first_send_at"],
         "lastSendAt": summary["last_send_at"],
-        "total_sent": sent_total,
-        "total_read": read_total,
-        "total_replied": replied,
-        "total_converted_to_shared_chat": shared,
-        "read_rate": rate(read_total, sent_total),
-        "reply_rate": rate(replied, read_total),
-        "conversion_rate": rate(shared, replied),
-        "avg_time_to_shared_hours": hours["hours_to_shared"],
-        "total_won": won,
-        "total_lost": summary["lost"],
-        "total_revenue": revenue,
-        "win_rate": rate(won, replied),
-        "revenue_per_sent": js_round(revenue / sent_total, 2) if sent_total else 0,
-        "revenue_per_reply": js_round(revenue / replied, 2) if replied else 0,
-        "avg_revenue_per_won": js_round(revenue / won, 2) if won else 0,
-        "avg_time_to_won_hours": hours["hours_to_won"],
+        "total_sent": k.sent,
+        "total_read": k.read,
+        "total_replied": k.replied,
+        "total_converted_to_shared_chat": k.shared,
+        "read_rate": k.read_rate,
+        "reply_rate": k.reply_rate,
+        "conversion_rate": k.conversion_rate,
+        "avg_time_to_shared_hours": k.hours_to_shared,
+        "total_won": k.won,
+        "total_lost": k.lost,
+        "total_revenue": k.revenue,
+        "win_rate": k.win_rate,
+        "revenue_per_sent": k.revenue_per_sent,
+        "revenue_per_reply": k.revenue_per_reply,
+        "avg_revenue_per_won": k.revenue_per_won,
+        "avg_time_to_won_hours": k.hours_to_won,
     }
 
 
 def export_body(row: Mapping[str, Any], names: Mapping[uuid.UUID, str]) -> dict[str, Any]:
     """A participant's row of the CSV export, every column of ``EXPORT_COLUMNS``."""
     sent = row["first_sent_at"] is not None
-    read = bool(row["read_mark"] or row["latest_read_at"]) or (sent and row["status"] == "replied")
+    read = is_read(row["status"], sent, bool(row["read_mark"] or row["latest_read_at"]))
     phase = phase_of(row["status"], sent, read)
     account = row["bd_account_id"]
     return {
