@@ -17,7 +17,6 @@ from quart_trio import QuartTrio
 
 from campaignsvc.actors.bus import Bus
 from campaignsvc.actors.clock import Clock
-from campaignsvc.actors.inbound import InboundHandler
 from campaignsvc.actors.leads import LeadCreator
 from campaignsvc.actors.read_receipts import ReadReceipts
 from campaignsvc.actors.supervision import supervise as supervise_actor
@@ -28,6 +27,7 @@ from campaignsvc.http.context import Services
 from campaignsvc.integrations.messaging import MessagingClient
 from campaignsvc.integrations.pipeline import PipelineClient
 from campaignsvc.storage.store import Store
+from campaignsvc.usecases.inbound import InboundHandler
 
 
 @attrs.define

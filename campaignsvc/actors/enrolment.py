@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from typing import Any
 
 import asyncpg
 import attrs
@@ -78,7 +77,7 @@ async def _place(
     """An account (round-robin by load; one it already has is kept), a channel and a first due time for
     each member: per account, spread at the campaign's gap from the first step's due time (after what the
     account already has queued), inside the window and under the daily cap."""
-    audience_ids = [uuid.UUID(str(i)) for i in (plan.audience_account_ids or [])]
+    audience_ids = list(plan.audience.account_ids)
     accounts = await db.sending_accounts(conn, plan.organization_id, audience_ids)
     if not accounts:
         raise NoSendingAccount("No active BD account available for sending")
@@ -146,7 +145,6 @@ async def enrol(
 async def enrol_audience(
     conn: asyncpg.Connection,
     plan: CampaignPlan,
-    audience: dict[str, Any],
     *,
     settings: Settings,
     now: dt.datetime,
@@ -154,7 +152,7 @@ async def enrol_audience(
 ) -> Enrolled:
     """Start from the audience definition (original-v1 §2.7 path B): its contacts become participants
     already scheduled, in one insert — writing each row once instead of inserting then updating it."""
-    contacts = await db.audience_contacts(conn, plan.organization_id, audience)
+    contacts = await db.audience_contacts(conn, plan.organization_id, plan.audience)
     if not contacts:
         return Enrolled(0, 0)
     members = [_Member(r["id"], None, r["telegram_id"], r["username"]) for r in contacts]

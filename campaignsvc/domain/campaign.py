@@ -17,32 +17,13 @@ import attrs
 
 from campaignsvc.domain import schedule as sched
 from campaignsvc.domain import steps as st
+from campaignsvc.domain.audience import Audience
 from campaignsvc.domain.templates import Template, TemplateError, parse
 
-DEFAULT_GAP_S = 60.0
-MAX_GAP_S = 86_400.0
 # How far a send moved to the next window start may land inside the window (SPEC R-SEQ-4 jitter).
 WINDOW_JITTER_S = 300.0
 
 PENDING, SENT, COMPLETED, REPLIED, FAILED = "pending", "sent", "completed", "replied", "failed"
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return min(max(float(value), 0.0), MAX_GAP_S)
-
-
-def gap_range(audience: Mapping[str, Any]) -> tuple[float, float]:
-    """The campaign's gap between two sends of one account, as v1 resolved it: a
-    ``[sendDelayMinSeconds, sendDelayMaxSeconds]`` range, else a fixed ``sendDelaySeconds``, else 60 s."""
-    low, high = _number(audience.get("sendDelayMinSeconds")), _number(audience.get("sendDelayMaxSeconds"))
-    if low is not None and high is not None:
-        return (min(low, high), max(low, high))
-    fixed = _number(audience.get("sendDelaySeconds"))
-    if fixed is not None:
-        return (fixed, fixed)
-    return (DEFAULT_GAP_S, DEFAULT_GAP_S)
 
 
 def step_from_row(row: Mapping[str, Any]) -> st.Step:
@@ -61,20 +42,6 @@ def step_from_row(row: Mapping[str, Any]) -> st.Step:
     )
 
 
-def _account_ids(audience: Mapping[str, Any]) -> list[uuid.UUID]:
-    """The audience's BD accounts in order: ``bdAccountIds``, else ``[bdAccountId]``."""
-    raw = audience.get("bdAccountIds") or ([audience["bdAccountId"]] if audience.get("bdAccountId") else [])
-    out: list[uuid.UUID] = []
-    for value in raw:
-        try:
-            account = uuid.UUID(str(value))
-        except ValueError:
-            continue
-        if account not in out:
-            out.append(account)
-    return out
-
-
 @attrs.frozen
 class CampaignPlan:
     id: uuid.UUID
@@ -89,13 +56,13 @@ class CampaignPlan:
     reply_wait: timedelta
     pipeline_id: uuid.UUID | None
     lead_settings: Mapping[str, Any] = attrs.field(hash=False)
-    audience_account_ids: tuple[uuid.UUID, ...] = ()
+    audience: Audience = attrs.field(factory=lambda: Audience.parse(None))
 
     @classmethod
     def from_rows(
         cls, campaign: Mapping[str, Any], step_rows: Sequence[Mapping[str, Any]], *, reply_wait_hours: float
     ) -> CampaignPlan:
-        audience = campaign.get("target_audience") or {}
+        audience = Audience.parse(campaign.get("target_audience"))
         steps = st.ordered(step_from_row(r) for r in step_rows)
         templates: dict[uuid.UUID, Template | TemplateError] = {}
         for r in step_rows:
@@ -109,9 +76,6 @@ class CampaignPlan:
             schedule = sched.Schedule.from_json(campaign.get("schedule"))
         except sched.ScheduleError:
             schedule = None  # stored by an older version without validation: no restriction
-        low, high = gap_range(audience)
-        target = audience.get("dailySendTarget")
-        wait = audience.get("replyWaitHours")
         return cls(
             id=campaign["id"],
             organization_id=campaign["organization_id"],
@@ -119,15 +83,15 @@ class CampaignPlan:
             steps=tuple(steps),
             templates=templates,
             schedule=schedule,
-            gap_min_s=low,
-            gap_max_s=high,
-            daily_target=int(target)
-            if isinstance(target, int) and not isinstance(target, bool) and target > 0
-            else None,
-            reply_wait=timedelta(hours=float(wait) if isinstance(wait, (int, float)) else reply_wait_hours),
+            gap_min_s=audience.gap_min_s,
+            gap_max_s=audience.gap_max_s,
+            daily_target=audience.daily_target,
+            reply_wait=timedelta(
+                hours=reply_wait_hours if audience.reply_wait_hours is None else audience.reply_wait_hours
+            ),
             pipeline_id=campaign.get("pipeline_id"),
             lead_settings=campaign.get("lead_creation_settings") or {},
-            audience_account_ids=tuple(_account_ids(audience)),
+            audience=audience,
         )
 
     def gap_s(self, floor_s: float, rng: random.Random) -> float:

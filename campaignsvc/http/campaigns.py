@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 from quart import Blueprint
 
+from campaignsvc.domain.audience import Audience
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
@@ -25,7 +26,6 @@ from campaignsvc.http.models.campaigns import (
 )
 from campaignsvc.http.presenters import (
     account_display_name,
-    audience_account_ids,
     bd_account_object,
     visible_accounts,
 )
@@ -41,15 +41,12 @@ async def _with_accounts(
     conn: asyncpg.Connection, who: ident.Identity, rows: list[Any]
 ) -> list[dict[str, Any]]:
     """Rows as dicts with ``bd_accounts`` (audience order, role-scoped) and ``bd_account_name``."""
-    wanted = {uuid.UUID(i) for r in rows for i in audience_account_ids(r["target_audience"])}
+    audiences = [Audience.parse(r["target_audience"]).account_ids for r in rows]
+    wanted = {i for ids in audiences for i in ids}
     accounts = await db.bd_accounts_by_id(conn, who.organization_id, list(wanted))
     out = []
-    for r in rows:
-        ordered = [
-            accounts[uuid.UUID(i)]
-            for i in audience_account_ids(r["target_audience"])
-            if uuid.UUID(i) in accounts
-        ]
+    for r, ids in zip(rows, audiences, strict=True):
+        ordered = [accounts[i] for i in ids if i in accounts]
         shown = visible_accounts(who, ordered)
         item = dict(r.items())
         item["bd_account_name"] = account_display_name(shown[0]) if shown else None

@@ -13,8 +13,8 @@ from campaignsvc.storage.store import Store
 
 if TYPE_CHECKING:
     from campaignsvc.actors.bus import Bus
-    from campaignsvc.actors.inbound import InboundHandler
     from campaignsvc.actors.supervisor import Supervisor
+    from campaignsvc.usecases.inbound import InboundHandler
 
 
 @attrs.define

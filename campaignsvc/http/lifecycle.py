@@ -1,8 +1,8 @@
 """Lifecycle endpoints (SPEC R-LIFE-1, R-DEL-4/5, R-API-3): start, resume, pause, stop, participants/add,
 retry-failed, and per-account pause/resume/remove.
 
-The transitions are use cases (usecases/lifecycle.py); each handler runs one in a transaction and publishes
-its messages after the commit; the response is the new state. None of them ever resets a participant's
+Each handler runs one use case (usecases/lifecycle.py, participants.py, accounts.py) in a transaction and
+publishes its messages after the commit; the response is the new state. None of them ever resets a participant's
 progress.
 """
 
@@ -10,34 +10,23 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-import asyncpg
 from pydantic import BaseModel, Field
 from quart import Blueprint
 
-from campaignsvc.actors.messages import (
-    ControlMessage,
-    ParticipantsChanged,
-)
-from campaignsvc.domain import steps as st
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
-from campaignsvc.http.errors import bad_request, conflict, not_found, validation
 from campaignsvc.http.models.campaigns import CampaignRow
 from campaignsvc.http.models.common import Body
-from campaignsvc.http.presenters import audience_account_ids
-from campaignsvc.http.scope import campaign_or_404, require_contacts
-from campaignsvc.storage import campaigns as campaigns_db
-from campaignsvc.storage import enrolment as enrolment_db
-from campaignsvc.storage import lifecycle as db
+from campaignsvc.usecases import accounts, participants
 from campaignsvc.usecases import lifecycle as uc
-from campaignsvc.usecases.common import Caller, Context
+from campaignsvc.usecases.common import Caller, Context, Result
+
+T = TypeVar("T")
 
 bp = Blueprint("lifecycle", __name__, url_prefix="/api/campaigns")
-
-MAX_ADD = 2000
 
 
 class ParticipantsAdd(Body):
@@ -86,16 +75,16 @@ def _ctx() -> Context:
     return Context.current(services().settings)
 
 
-def _after_change(*messages: ControlMessage) -> None:
-    for message in messages:
+def _publish(result: Result[T]) -> T:
+    """A committed use case's value, once its messages are on the bus."""
+    for message in result.messages:
         services().bus.publish(message)
+    return result.value
 
 
 async def _run(use_case: Any, *args: Any) -> dict[str, Any]:
     """A lifecycle use case in one transaction; its messages published after the commit."""
-    result = await services().store.run(use_case, *args)
-    _after_change(*result.messages)
-    return dict(result.value.items())
+    return dict((_publish(await services().store.run(use_case, *args))).items())
 
 
 @endpoint(
@@ -154,42 +143,13 @@ async def stop_campaign_endpoint(id: uuid.UUID) -> dict[str, Any]:
     errors=(404,),
 )
 async def add_participants(id: uuid.UUID, body: ParticipantsAdd) -> dict[str, Any]:
-    who = ident.current()
-    ctx = _ctx()
-    requested = list(dict.fromkeys(body.contactIds))[:MAX_ADD]
-
-    async def run(conn: asyncpg.Connection) -> tuple[dict[str, Any], ControlMessage | None]:
-        current = await campaign_or_404(conn, who.organization_id, id, lock=True)
-        await require_contacts(conn, who.organization_id, body.contactIds, used=requested)
-        plan = await uc.plan_of(conn, id, ctx)
-        if not st.visible_count(plan.steps):
-            raise validation("Add at least one sequence step first")
-        if current["status"] != "draft" and not uc.first_step_sendable(plan, ctx):
-            # Added contacts are scheduled at once (and a completed campaign reopens), so refuse before
-            # inserting rather than leave participants that can never be sent to.
-            raise validation(uc.FIRST_STEP_WAITS + "; change the first step before adding contacts")
-        inserted, eligible = await enrolment_db.add_contacts(conn, id, who.organization_id, requested)
-        status = current["status"]
-        message: ControlMessage | None = None
-        if status != "draft" and inserted:
-            await uc.enrol(conn, plan, ctx)
-            message = ParticipantsChanged(id)
-            if status == "completed":
-                status, message = "active", await uc.reopen(conn, _caller(), id)
-        return (
-            {
-                "inserted": inserted,
-                "requested": len(requested),
-                "eligibleWithTelegram": eligible,
-                "campaignStatus": status,
-            },
-            message,
-        )
-
-    result, message = await services().store.run(run)
-    if message is not None:
-        _after_change(message)
-    return result
+    added = _publish(await services().store.run(participants.add, _caller(), id, body.contactIds, _ctx()))
+    return {
+        "inserted": added.inserted,
+        "requested": added.requested,
+        "eligibleWithTelegram": added.eligible_with_telegram,
+        "campaignStatus": added.campaign_status,
+    }
 
 
 @endpoint(
@@ -201,41 +161,8 @@ async def add_participants(id: uuid.UUID, body: ParticipantsAdd) -> dict[str, An
     errors=(404, 409),
 )
 async def retry_failed(id: uuid.UUID) -> dict[str, Any]:
-    who = ident.current()
-    ctx = _ctx()
-
-    async def run(conn: asyncpg.Connection) -> tuple[dict[str, Any], ControlMessage | None]:
-        current = await campaign_or_404(conn, who.organization_id, id, lock=True)
-        if current["status"] == "draft":
-            raise conflict("A draft campaign has nothing to retry")
-        count = await db.retry_failed(conn, id)
-        status = current["status"]
-        message: ControlMessage | None = None
-        if count:
-            await uc.respread(conn, await uc.plan_of(conn, id, ctx), ctx)
-            message = ParticipantsChanged(id)
-            if status == "completed":
-                status, message = "active", await uc.reopen(conn, _caller(), id)
-        return {"retried": count, "campaignStatus": status}, message
-
-    result, message = await services().store.run(run)
-    if message is not None:
-        _after_change(message)
-    return result
-
-
-async def _campaign_and_account(
-    conn: asyncpg.Connection, who: ident.Identity, campaign_id: uuid.UUID, account_id: uuid.UUID
-) -> tuple[asyncpg.Record, list[str]]:
-    current = await campaign_or_404(conn, who.organization_id, campaign_id, lock=True)
-    if (await campaigns_db.foreign_ids(conn, who.organization_id, {"bd_accounts": [account_id]})).get(
-        "bd_accounts"
-    ):
-        raise not_found("BD account not found")
-    accounts = audience_account_ids(current["target_audience"])
-    if str(account_id) not in accounts:
-        raise bad_request("BD account is not part of this campaign audience")
-    return current, accounts
+    retried = _publish(await services().store.run(participants.retry_failed, _caller(), id, _ctx()))
+    return {"retried": retried.retried, "campaignStatus": retried.campaign_status}
 
 
 @endpoint(
@@ -248,16 +175,8 @@ async def _campaign_and_account(
     errors=(404,),
 )
 async def pause_account(id: uuid.UUID, accountId: uuid.UUID, body: AccountPause) -> dict[str, Any]:
-    who = ident.current()
-    until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=body.hours or 2)
-
-    async def run(conn: asyncpg.Connection) -> None:
-        await _campaign_and_account(conn, who, id, accountId)
-        await db.pause_account(conn, id, accountId, until)
-
-    await services().store.run(run)
-    _after_change(ParticipantsChanged(id))
-    return {"ok": True, "sendBlockedUntil": until}
+    result = await services().store.run(accounts.pause, _caller(), id, accountId, _ctx(), body.hours)
+    return {"ok": True, "sendBlockedUntil": _publish(result)}
 
 
 @endpoint(
@@ -269,16 +188,7 @@ async def pause_account(id: uuid.UUID, accountId: uuid.UUID, body: AccountPause)
     errors=(404,),
 )
 async def resume_account(id: uuid.UUID, accountId: uuid.UUID) -> dict[str, Any]:
-    who = ident.current()
-    ctx = _ctx()
-
-    async def run(conn: asyncpg.Connection) -> None:
-        await _campaign_and_account(conn, who, id, accountId)
-        await db.resume_account(conn, id, accountId)
-        await uc.respread(conn, await uc.plan_of(conn, id, ctx), ctx, accountId)
-
-    await services().store.run(run)
-    _after_change(ParticipantsChanged(id))
+    _publish(await services().store.run(accounts.resume, _caller(), id, accountId, _ctx()))
     return {"ok": True}
 
 
@@ -291,29 +201,9 @@ async def resume_account(id: uuid.UUID, accountId: uuid.UUID) -> dict[str, Any]:
     errors=(404,),
 )
 async def remove_account(id: uuid.UUID, accountId: uuid.UUID) -> dict[str, Any]:
-    who = ident.current()
-    ctx = _ctx()
-
-    async def run(conn: asyncpg.Connection) -> dict[str, Any]:
-        current, accounts = await _campaign_and_account(conn, who, id, accountId)
-        remaining = [a for a in accounts if a != str(accountId)]
-        if not remaining:
-            raise bad_request(
-                "Cannot remove the only sending account. Add another account first or pause the campaign."
-            )
-        audience = dict(current["target_audience"] or {})
-        audience.pop("bdAccountId", None)
-        audience["bdAccountIds"] = remaining
-        await db.set_audience(conn, id, audience)
-        moved = await db.detach_unstarted(conn, id, accountId)
-        if moved and current["status"] != "draft":
-            plan = await uc.plan_of(conn, id, ctx)
-            # Without a sendable first step the moved participants stay unassigned; resuming requires
-            # one and places them then.
-            if uc.first_step_sendable(plan, ctx):
-                await uc.enrol(conn, plan, ctx)
-        return {"ok": True, "reassignedParticipants": moved, "remainingBdAccountIds": remaining}
-
-    result = await services().store.run(run)
-    _after_change(ParticipantsChanged(id))
-    return result
+    removed = _publish(await services().store.run(accounts.remove, _caller(), id, accountId, _ctx()))
+    return {
+        "ok": True,
+        "reassignedParticipants": removed.reassigned,
+        "remainingBdAccountIds": [str(a) for a in removed.remaining],
+    }

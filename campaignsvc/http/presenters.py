@@ -57,10 +57,3 @@ def visible_accounts(identity: Identity, accounts: Iterable[Mapping[str, Any]]) 
     if scope == "own":
         return [a for a in accounts if a.get("created_by_user_id") == identity.user_id]
     return list(accounts)
-
-
-def audience_account_ids(target_audience: Mapping[str, Any] | None) -> list[Any]:
-    """BD accounts of a stored audience in order: ``bdAccountIds``, else ``[bdAccountId]``."""
-    audience = target_audience or {}
-    ids = audience.get("bdAccountIds") or ([audience["bdAccountId"]] if audience.get("bdAccountId") else [])
-    return list(dict.fromkeys(str(i) for i in ids if i))

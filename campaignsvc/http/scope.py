@@ -4,18 +4,20 @@ a body that are rows of that organization, else 400 VALIDATION naming each offen
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
 
 from campaignsvc.http import identity as ident
 from campaignsvc.http.context import services
-from campaignsvc.http.errors import validation
-from campaignsvc.storage import campaigns as campaigns_db
 
-# The campaign every request starts from, as the use cases look it up (NotFound answers 404).
+# The campaign every request starts from, as the use cases look it up (NotFound answers 404), and the
+# references a body may hold (Invalid answers 400 VALIDATION naming each offending path).
 from campaignsvc.usecases.common import campaign as campaign_or_404
+from campaignsvc.usecases.common import raise_references, reference_errors, require_contacts
+
+__all__ = ["campaign_or_404", "in_campaign", "raise_references", "reference_errors", "require_contacts"]
 
 R = TypeVar("R")
 
@@ -37,34 +39,3 @@ async def in_campaign(
         return await fn(conn, org)
 
     return await services().store.run(run)
-
-
-def reference_errors(
-    ids: Sequence[uuid.UUID], unknown: Collection[uuid.UUID], *, path: str, noun: str
-) -> list[dict[str, str]]:
-    """One problem per position of ``ids`` holding an id of ``unknown``."""
-    return [
-        {"path": f"{path}.{i}", "message": f"{noun} not found in this organization"}
-        for i, value in enumerate(ids)
-        if value in unknown
-    ]
-
-
-def raise_references(problems: list[dict[str, str]]) -> None:
-    if problems:
-        raise validation("Referenced records not found", problems)
-
-
-async def require_contacts(
-    conn: asyncpg.Connection,
-    org: uuid.UUID,
-    ids: Sequence[uuid.UUID],
-    *,
-    used: Sequence[uuid.UUID] | None = None,
-) -> None:
-    """400 VALIDATION at ``contactIds.N`` for each id that is not a contact of the organization; with
-    ``used`` (the ids the request will act on) only those are checked, still reported at their positions
-    in ``ids``."""
-    checked = ids if used is None else used
-    foreign = (await campaigns_db.foreign_ids(conn, org, {"contacts": checked})).get("contacts", ())
-    raise_references(reference_errors(ids, set(foreign), path="contactIds", noun="contact"))

@@ -6,9 +6,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 import asyncpg
+
+from campaignsvc.domain.audience import Audience
 
 MAX_AUDIENCE = 1_000_000
 DEFAULT_AUDIENCE_LIMIT = 5000
@@ -24,16 +25,12 @@ _REACHABLE = "ct.deleted_at IS NULL AND (NULLIF(TRIM(ct.telegram_id), '') IS NOT
 
 
 async def audience_contacts(
-    conn: asyncpg.Connection, org: uuid.UUID, audience: dict[str, Any]
+    conn: asyncpg.Connection, org: uuid.UUID, audience: Audience
 ) -> list[asyncpg.Record]:
     """The audience's contacts in order (original-v1 §2.7 path B): only this organization's contacts that
     are not deleted and have a Telegram id or username; ``contactIds`` or the filters, up to ``limit``."""
-    wanted = audience.get("limit")
-    limit = DEFAULT_AUDIENCE_LIMIT
-    if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 0:
-        limit = min(wanted, MAX_AUDIENCE)
-    ids = audience.get("contactIds")
-    if ids:
+    limit = DEFAULT_AUDIENCE_LIMIT if audience.limit is None else min(audience.limit, MAX_AUDIENCE)
+    if audience.contact_ids:
         return await conn.fetch(
             f"""
             SELECT ct.id, ct.telegram_id, ct.username
@@ -43,10 +40,9 @@ async def audience_contacts(
             LIMIT $3
             """,
             org,
-            list(dict.fromkeys(uuid.UUID(str(i)) for i in ids)),
+            list(audience.contact_ids),
             limit,
         )
-    filters = audience.get("filters") or {}
     return await conn.fetch(
         f"""
         SELECT ct.id, ct.telegram_id, ct.username
@@ -61,9 +57,9 @@ async def audience_contacts(
         LIMIT $5
         """,
         org,
-        _uuid_or_none(filters.get("companyId")),
-        _uuid_or_none(filters.get("pipelineId")),
-        bool(audience.get("onlyNew")),
+        audience.company_id,
+        audience.pipeline_id,
+        audience.only_new,
         limit,
     )
 
@@ -96,13 +92,6 @@ async def insert_scheduled(
         step,
     )
     return int(status.rsplit(" ", 1)[-1])
-
-
-def _uuid_or_none(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value)) if value else None
-    except ValueError:
-        return None
 
 
 async def add_contacts(

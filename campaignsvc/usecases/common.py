@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
+from collections.abc import Collection, Sequence
 from typing import Generic, TypeVar
 
 import asyncpg
@@ -14,7 +15,7 @@ from campaignsvc.actors.messages import ControlMessage
 from campaignsvc.config import Settings
 from campaignsvc.storage import campaigns as campaigns_db
 from campaignsvc.storage import outbox
-from campaignsvc.usecases.errors import NotFound
+from campaignsvc.usecases.errors import Invalid, NotFound
 
 T = TypeVar("T")
 
@@ -71,3 +72,34 @@ async def record_event(
         user_id=caller.user_id,
         data={"campaignId": str(campaign_id)},
     )
+
+
+def reference_errors(
+    ids: Sequence[uuid.UUID], unknown: Collection[uuid.UUID], *, path: str, noun: str
+) -> list[dict[str, str]]:
+    """One problem per position of ``ids`` holding an id of ``unknown``."""
+    return [
+        {"path": f"{path}.{i}", "message": f"{noun} not found in this organization"}
+        for i, value in enumerate(ids)
+        if value in unknown
+    ]
+
+
+def raise_references(problems: list[dict[str, str]]) -> None:
+    if problems:
+        raise Invalid("Referenced records not found", problems)
+
+
+async def require_contacts(
+    conn: asyncpg.Connection,
+    org: uuid.UUID,
+    ids: Sequence[uuid.UUID],
+    *,
+    used: Sequence[uuid.UUID] | None = None,
+) -> None:
+    """Invalid at ``contactIds.N`` for each id that is not a contact of the organization; with ``used``
+    (the ids the request will act on) only those are checked, still reported at their positions in
+    ``ids``."""
+    checked = ids if used is None else used
+    foreign = (await campaigns_db.foreign_ids(conn, org, {"contacts": checked})).get("contacts", ())
+    raise_references(reference_errors(ids, set(foreign), path="contactIds", noun="contact"))

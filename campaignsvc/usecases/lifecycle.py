@@ -98,7 +98,7 @@ async def start(
     if not await enrolment_db.participant_count(conn, campaign_id):
         try:
             added = await enrolment.enrol_audience(
-                conn, plan, current["target_audience"] or {}, settings=ctx.settings, now=ctx.now, rng=ctx.rng
+                conn, plan, settings=ctx.settings, now=ctx.now, rng=ctx.rng
             )
         except enrolment.NoSendingAccount as exc:
             raise Invalid(str(exc)) from None

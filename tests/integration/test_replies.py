@@ -11,10 +11,10 @@ import uuid
 
 import trio
 
-from campaignsvc.actors.inbound import Effects
 from campaignsvc.integrations.events import parse_event
 from campaignsvc.sandbox import SandboxConfig
 from campaignsvc.storage import lifecycle
+from campaignsvc.usecases.inbound import Effects
 from tests.integration.dispatch_helpers import Env, reply_event, start_env
 
 # A condition no seeded contact meets: the step is skipped without a send.

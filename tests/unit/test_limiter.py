@@ -29,7 +29,8 @@ import trio.testing
 from campaignsvc.actors.clock import TrioClock
 from campaignsvc.actors.limiter import AccountLimiter, AccountSettings, SendReport, SendRequest
 from campaignsvc.domain import schedule as sched
-from campaignsvc.domain.campaign import WINDOW_JITTER_S, CampaignPlan, gap_range
+from campaignsvc.domain.audience import gap_range
+from campaignsvc.domain.campaign import WINDOW_JITTER_S, CampaignPlan
 from campaignsvc.domain.pacing import AccountPolicy
 
 UTC = ZoneInfo("UTC")

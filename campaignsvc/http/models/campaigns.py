@@ -54,12 +54,6 @@ class TargetAudience(Passthrough):
         require_min_le_max(self.__dict__, "sendDelayMinSeconds", "sendDelayMaxSeconds")
         return self
 
-    def account_ids(self) -> list[uuid.UUID]:
-        """The audience's BD accounts in order: ``bdAccountIds``, else ``[bdAccountId]``."""
-        if self.bdAccountIds:
-            return list(dict.fromkeys(self.bdAccountIds))
-        return [self.bdAccountId] if self.bdAccountId else []
-
 
 class LeadCreationSettings(Passthrough):
     trigger: Literal["on_first_send", "on_reply"] | None = None
