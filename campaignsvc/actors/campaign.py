@@ -25,6 +25,7 @@ from campaignsvc.actors.clock import Clock
 from campaignsvc.actors.limiter import CLAIM_LEAD, AccountLimiter, SendRequest
 from campaignsvc.config import Settings
 from campaignsvc.domain.campaign import CampaignPlan, ParticipantUpdate
+from campaignsvc.domain.status import CampaignStatus
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import dispatch, lifecycle
 from campaignsvc.storage.store import Store
@@ -137,7 +138,11 @@ class CampaignActor:
             campaign, steps = await self._store.run(
                 dispatch.load_campaign, self.campaign_id, transaction=False
             )
-            if campaign is None or campaign["status"] != "active" or campaign["deleted_at"] is not None:
+            if (
+                campaign is None
+                or campaign["status"] != CampaignStatus.ACTIVE
+                or campaign["deleted_at"] is not None
+            ):
                 task_status.started(self)
                 return
             self.plan = CampaignPlan.from_rows(

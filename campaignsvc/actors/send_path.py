@@ -27,13 +27,8 @@ from campaignsvc.actors.recorder import Outcome, Recorder, Release
 from campaignsvc.config import Settings
 from campaignsvc.domain import claims, conditions, delivery
 from campaignsvc.domain import schedule as sched
-from campaignsvc.domain.campaign import (
-    FAILED,
-    PENDING,
-    SENT,
-    ParticipantUpdate,
-    after_send,
-)
+from campaignsvc.domain.campaign import ParticipantUpdate, after_send
+from campaignsvc.domain.status import ParticipantStatus, SendStatus, Waiting
 from campaignsvc.integrations.messaging import Delivered, MessagingClient, SendCommand
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import dispatch
@@ -104,7 +99,7 @@ class DispatchSender:
                 free(update)
                 return SendReport(attempted=False)
             case claims.Quarantined(until=until):
-                free(ParticipantUpdate(request.step, SENT, until, "in_doubt"))
+                free(ParticipantUpdate(request.step, ParticipantStatus.SENT, until, Waiting.IN_DOUBT))
                 return SendReport(attempted=False)
             case claims.Recovered(first_send=first_send):
                 update = after_send(plan, request.step, self._clock.now(), schedule, self._rng)
@@ -118,7 +113,7 @@ class DispatchSender:
             case claims.ContactGone(reason=reason):
                 update = ParticipantUpdate(
                     current_step=request.step,
-                    status=FAILED,
+                    status=ParticipantStatus.FAILED,
                     next_send_at=None,
                     waiting_reason=None,
                     last_error=reason,
@@ -163,7 +158,7 @@ class DispatchSender:
         started = written[0] if written else began
         metrics.SEND_LATENESS.observe(max(0.0, (started - request.due_at).total_seconds()))
         now = self._clock.now()
-        waiting_status = PENDING if claimed.first_send else SENT
+        waiting_status = ParticipantStatus.PENDING if claimed.first_send else ParticipantStatus.SENT
         metrics.SENDS.labels("delivered" if isinstance(answer, Delivered) else answer.error_class.value).inc()
         if isinstance(answer, Delivered):
             update = after_send(plan, request.step, now, schedule, self._rng)
@@ -172,7 +167,7 @@ class DispatchSender:
                 request,
                 update,
                 send_id=claimed.send_id,
-                ledger_status="sent",
+                ledger_status=SendStatus.SENT,
                 message_id=answer.message_id,
                 last_sent_at=now,
                 channel_id=answer.channel_id
@@ -205,10 +200,10 @@ class DispatchSender:
                 current_step=request.step,
                 status=waiting_status,
                 next_send_at=until,
-                waiting_reason="flood",
+                waiting_reason=Waiting.FLOOD,
                 attempts=claimed.participant_attempts,
             )
-            self._record(request, update, ledger_status="deferred", **common)
+            self._record(request, update, ledger_status=SendStatus.DEFERRED, **common)
             reason = failure.block.value if failure.block else "account"
             await self._on_block(request.bd_account_id, until, reason, seconds)
             return SendReport(
@@ -220,10 +215,10 @@ class DispatchSender:
                 current_step=request.step,
                 status=waiting_status,
                 next_send_at=until,
-                waiting_reason="in_doubt",
+                waiting_reason=Waiting.IN_DOUBT,
                 attempts=claimed.participant_attempts,
             )
-            self._record(request, update, ledger_status="in_doubt", **common)
+            self._record(request, update, ledger_status=SendStatus.IN_DOUBT, **common)
             return SendReport(attempted=True, started_at=started)
         attempts = claimed.participant_attempts + 1
         if (
@@ -235,15 +230,15 @@ class DispatchSender:
                 current_step=request.step,
                 status=waiting_status,
                 next_send_at=retry_at,
-                waiting_reason="retry",
+                waiting_reason=Waiting.RETRY,
                 attempts=attempts,
                 last_error=failure.reason,
             )
-            self._record(request, update, ledger_status="deferred", **common)
+            self._record(request, update, ledger_status=SendStatus.DEFERRED, **common)
             return SendReport(attempted=True, started_at=started, counted=False)
         update = ParticipantUpdate(
             current_step=request.step,
-            status=FAILED,
+            status=ParticipantStatus.FAILED,
             next_send_at=None,
             waiting_reason=None,
             attempts=attempts,
@@ -256,7 +251,11 @@ class DispatchSender:
             error_class=failure.error_class.value,
         )
         self._record(
-            request, update, ledger_status="failed", event=("campaign.message.failed", data), **common
+            request,
+            update,
+            ledger_status=SendStatus.FAILED,
+            event=("campaign.message.failed", data),
+            **common,
         )
         return SendReport(attempted=True, started_at=started, counted=False)
 

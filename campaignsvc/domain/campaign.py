@@ -18,12 +18,11 @@ import attrs
 from campaignsvc.domain import schedule as sched
 from campaignsvc.domain import steps as st
 from campaignsvc.domain.audience import Audience
+from campaignsvc.domain.status import ParticipantStatus, Waiting
 from campaignsvc.domain.templates import Template, TemplateError, parse
 
 # How far a send moved to the next window start may land inside the window (SPEC R-SEQ-4 jitter).
 WINDOW_JITTER_S = 300.0
-
-PENDING, SENT, COMPLETED, REPLIED, FAILED = "pending", "sent", "completed", "replied", "failed"
 
 
 def step_from_row(row: Mapping[str, Any]) -> st.Step:
@@ -131,9 +130,9 @@ class ParticipantUpdate:
     """A participant's scheduling state after a step: what the recorder writes."""
 
     current_step: int
-    status: str
+    status: ParticipantStatus
     next_send_at: datetime | None
-    waiting_reason: str | None
+    waiting_reason: Waiting | None
     attempts: int = 0
     last_error: str | None = None
 
@@ -144,18 +143,24 @@ def follow_plan(
     """Turn a step plan into the participant's next state, placing a due time inside the window."""
     if isinstance(plan, st.Done):
         return ParticipantUpdate(
-            current_step=fallback_index, status=COMPLETED, next_send_at=None, waiting_reason=None
+            current_step=fallback_index,
+            status=ParticipantStatus.COMPLETED,
+            next_send_at=None,
+            waiting_reason=None,
         )
     if isinstance(plan, st.WaitReply):
         return ParticipantUpdate(
-            current_step=plan.index, status=SENT, next_send_at=None, waiting_reason="reply"
+            current_step=plan.index,
+            status=ParticipantStatus.SENT,
+            next_send_at=None,
+            waiting_reason=Waiting.REPLY,
         )
     at = sched.place(schedule, plan.at, rng, WINDOW_JITTER_S)
     return ParticipantUpdate(
         current_step=plan.index,
-        status=SENT,
+        status=ParticipantStatus.SENT,
         next_send_at=at,
-        waiting_reason="window" if at > plan.at else None,
+        waiting_reason=Waiting.WINDOW if at > plan.at else None,
     )
 
 
@@ -179,6 +184,8 @@ def after_skip(
     update = follow_plan(
         st.plan_skip(campaign.steps, index, at), schedule, rng, fallback_index=len(campaign.steps)
     )
-    if update.status == SENT and not sent_before:
-        update = attrs.evolve(update, status=PENDING)  # nothing sent yet: still "pending" for reports
+    if update.status == ParticipantStatus.SENT and not sent_before:
+        update = attrs.evolve(
+            update, status=ParticipantStatus.PENDING
+        )  # nothing sent yet: still "pending" for reports
     return update

@@ -12,17 +12,19 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
+from campaignsvc.domain.status import ParticipantStatus as P
+
 # Participant statuses after which nothing more is sent, and those of them that mean "the sequence ran
 # out" (vs. replied / failed). The phases are the front end's vocabulary (status_phase).
-TERMINAL = ("failed", "replied", "completed", "stopped", "skipped")
-DONE = ("completed", "stopped", "skipped")
+TERMINAL = (P.FAILED, P.REPLIED, P.COMPLETED, P.STOPPED, P.SKIPPED)
+DONE = (P.COMPLETED, P.STOPPED, P.SKIPPED)
 PHASES = ("waiting", "sent", "read", "replied", "completed", "skipped", "failed")
 
 
 def phase_of(status: str, sent: bool, read: bool) -> str:
     """The participant's status_phase: ``sent`` is "a first message went out", ``read`` "the latest
     message sent was read"."""
-    if status in ("failed", "replied"):
+    if status in (P.FAILED, P.REPLIED):
         return status
     if status in DONE:
         return "completed" if sent else "skipped"
@@ -34,7 +36,7 @@ def phase_of(status: str, sent: bool, read: bool) -> str:
 def is_read(status: str, sent: bool, marked: bool) -> bool:
     """The latest message sent was read: a read mark, or a reply to a message sent (a reply is read by
     definition)."""
-    return marked or (sent and status == "replied")
+    return marked or (sent and status == P.REPLIED)
 
 
 def js_round(value: float, digits: int = 0) -> float:

@@ -23,6 +23,7 @@ from campaignsvc.domain.audience_import import (
     parse_contacts_csv,
     parse_username_list,
 )
+from campaignsvc.domain.status import CampaignStatus
 from campaignsvc.errors import UniqueViolation
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
@@ -169,7 +170,7 @@ async def participants_bulk(id: uuid.UUID, body: ParticipantsBulk) -> dict:
 async def _editable(conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID) -> None:
     """The campaign row, locked so that it cannot start while participants are removed; not while active."""
     campaign = await campaign_or_404(conn, org, campaign_id, lock=True)
-    if campaign["status"] == "active":
+    if campaign["status"] == CampaignStatus.ACTIVE:
         raise conflict("Pause the campaign before removing participants")
 
 

@@ -9,6 +9,7 @@ import asyncpg
 from quart import Blueprint
 
 from campaignsvc.domain.audience import Audience
+from campaignsvc.domain.status import CampaignStatus
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
@@ -148,7 +149,7 @@ async def get_campaign(id: uuid.UUID) -> dict[str, Any]:
         (detail,) = await _with_accounts(conn, who, [row])
         detail["templates"] = [dict(r.items()) for r in await db.templates_of(conn, who.organization_id, id)]
         detail["sequences"] = [dict(r.items()) for r in await db.sequences_of(conn, who.organization_id, id)]
-        if row["status"] in ("draft", "paused"):
+        if row["status"] in (CampaignStatus.DRAFT, CampaignStatus.PAUSED):
             contacts = await db.selected_contacts(conn, who.organization_id, id)
             if contacts:
                 detail["selected_contacts"] = [dict(r.items()) for r in contacts]
@@ -211,10 +212,14 @@ async def create_campaign(body: CampaignCreate) -> dict[str, Any]:
 async def patch_campaign(id: uuid.UUID, body: CampaignPatch) -> dict[str, Any]:
     who = ident.current()
     given = body.model_fields_set
-    if body.status == "completed":
+    if body.status == CampaignStatus.COMPLETED:
         # Stopping belongs to the lifecycle (paused campaigns stop too); on a draft the status is ignored.
         current = await services().store.run(db.get, who.organization_id, id)
-        if current is not None and current["status"] in ("active", "paused", "completed"):
+        if current is not None and current["status"] in (
+            CampaignStatus.ACTIVE,
+            CampaignStatus.PAUSED,
+            CampaignStatus.COMPLETED,
+        ):
             return await stop_campaign(id)
 
     async def run(conn: asyncpg.Connection) -> asyncpg.Record:
@@ -226,7 +231,7 @@ async def patch_campaign(id: uuid.UUID, body: CampaignPatch) -> dict[str, Any]:
             row = await db.update(conn, who.organization_id, id, {"name": body.name})
             assert row is not None
             return row
-        if current["status"] not in ("draft", "paused"):
+        if current["status"] not in (CampaignStatus.DRAFT, CampaignStatus.PAUSED):
             raise bad_request("Only draft or paused campaigns can be updated")
         if "name" in given and not body.name:
             raise bad_request("Name is required")
@@ -259,7 +264,7 @@ async def patch_campaign(id: uuid.UUID, body: CampaignPatch) -> dict[str, Any]:
             fields["lead_creation_settings"] = (
                 lead.model_dump(mode="json", exclude_unset=True) if lead else None
             )
-        if body.status in ("draft", "paused"):
+        if body.status in (CampaignStatus.DRAFT, CampaignStatus.PAUSED):
             # Only between the editable states; starting and stopping go through the lifecycle.
             fields["status"] = body.status
         if not fields:
@@ -285,7 +290,7 @@ async def delete_campaign(id: uuid.UUID) -> None:
     async def run(conn: asyncpg.Connection) -> None:
         current = await campaign_or_404(conn, who.organization_id, id, lock=True)
         who.require_manage(current["created_by_user_id"])
-        if current["status"] == "active":
+        if current["status"] == CampaignStatus.ACTIVE:
             raise bad_request("Cannot delete active campaign; pause it first")
         await db.soft_delete(conn, who.organization_id, id)
 
@@ -329,7 +334,7 @@ async def reset_progress(id: uuid.UUID) -> dict[str, Any]:
     async def run(conn: asyncpg.Connection) -> asyncpg.Record:
         current = await campaign_or_404(conn, who.organization_id, id, lock=True)
         who.require_manage(current["created_by_user_id"])
-        if current["status"] == "active":
+        if current["status"] == CampaignStatus.ACTIVE:
             raise conflict("Pause the campaign before resetting its progress")
         # Resetting deletes the ledger; a send in flight or in doubt would lose its outcome (and an
         # in-doubt message could go out again under a new key), as participant removal guards too.

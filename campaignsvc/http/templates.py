@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 from quart import Blueprint
 
+from campaignsvc.domain.status import CampaignStatus
 from campaignsvc.domain.templates import validate_template
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
@@ -44,7 +45,7 @@ def check_content(content: str | None, path: str = "content") -> None:
 
 
 def refuse_if_active(campaign: asyncpg.Record) -> None:
-    if campaign["status"] == "active":
+    if campaign["status"] == CampaignStatus.ACTIVE:
         raise conflict(PAUSE_FIRST, {"status": campaign["status"]})
 
 

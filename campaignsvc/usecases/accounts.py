@@ -12,6 +12,7 @@ import attrs
 
 from campaignsvc.actors.messages import ParticipantsChanged
 from campaignsvc.domain.audience import Audience
+from campaignsvc.domain.status import CampaignStatus
 from campaignsvc.storage import campaigns as campaigns_db
 from campaignsvc.storage import lifecycle as db
 from campaignsvc.usecases import lifecycle
@@ -76,7 +77,7 @@ async def remove(
         )
     await db.set_audience(conn, campaign_id, audience.without_account(account_id))
     moved = await db.detach_unstarted(conn, campaign_id, account_id)
-    if moved and current["status"] != "draft":
+    if moved and current["status"] != CampaignStatus.DRAFT:
         plan = await lifecycle.plan_of(conn, campaign_id, ctx)
         # Without a sendable first step the moved participants stay unassigned; resuming requires one and
         # places them then.

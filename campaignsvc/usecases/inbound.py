@@ -39,6 +39,7 @@ from campaignsvc.config import Settings
 from campaignsvc.domain import schedule as sched
 from campaignsvc.domain import steps as st
 from campaignsvc.domain.campaign import WINDOW_JITTER_S, CampaignPlan, step_from_row
+from campaignsvc.domain.status import ParticipantStatus, Waiting
 from campaignsvc.integrations.events import CONSUMED_TYPES, Event
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import campaigns as campaigns_db
@@ -167,13 +168,13 @@ class InboundHandler:
             if cid not in steps_cache:
                 steps_cache[cid] = st.ordered(step_from_row(r) for r in await replies.steps_of(conn, cid))
             steps = steps_cache[cid]
-            if row["status"] == "replied":
+            if row["status"] == ParticipantStatus.REPLIED:
                 await replies.note_reply(conn, row["id"], replied_at)  # the first reply stays the reply
                 continue
             # A failed participant that answers becomes replied like a completed one: retry-failed then
             # leaves it out instead of messaging someone who already answered.
-            open_ = row["status"] in ("pending", "sent")
-            if open_ and row["next_send_at"] is None and row["waiting_reason"] == "reply":
+            open_ = row["status"] in (ParticipantStatus.PENDING, ParticipantStatus.SENT)
+            if open_ and row["next_send_at"] is None and row["waiting_reason"] == Waiting.REPLY:
                 due = st.on_reply(steps, row["current_step"], replied_at)
                 if due is not None:
                     schedule = await self._schedule(conn, row)

@@ -15,6 +15,7 @@ from campaignsvc.actors import enrolment
 from campaignsvc.actors.messages import CampaignActivated, CampaignDeactivated
 from campaignsvc.domain import steps as st
 from campaignsvc.domain.campaign import CampaignPlan
+from campaignsvc.domain.status import CampaignStatus, ParticipantStatus
 from campaignsvc.domain.templates import TemplateError
 from campaignsvc.storage import dispatch
 from campaignsvc.storage import enrolment as enrolment_db
@@ -78,7 +79,7 @@ async def respread(
 
 async def reopen(conn: asyncpg.Connection, caller: Caller, campaign_id: uuid.UUID) -> CampaignActivated:
     """completed → active, because participants to send to were added or given another try."""
-    await db.activate(conn, caller.organization_id, campaign_id, ("completed",))
+    await db.activate(conn, caller.organization_id, campaign_id, (CampaignStatus.COMPLETED,))
     await record_event(conn, caller, "campaign.resumed", campaign_id)
     return CampaignActivated(campaign_id)
 
@@ -89,11 +90,11 @@ async def start(
     """draft → active with its audience enrolled; paused → active (a resume); completed → active with
     the participants not yet scheduled. Progress is never reset."""
     current = await campaign(conn, caller.organization_id, campaign_id, lock=True)
-    if current["status"] not in ("draft", "paused", "completed"):
+    if current["status"] not in (CampaignStatus.DRAFT, CampaignStatus.PAUSED, CampaignStatus.COMPLETED):
         raise WrongState("Campaign can be started only from draft, paused or completed")
     plan = await plan_of(conn, campaign_id, ctx)
     check_startable(plan, ctx)
-    if current["status"] == "paused":
+    if current["status"] == CampaignStatus.PAUSED:
         return await _resume(conn, caller, plan, ctx)
     if not await enrolment_db.participant_count(conn, campaign_id):
         try:
@@ -108,7 +109,9 @@ async def start(
         await enrol(conn, plan, ctx)
     if not await db.open_participants(conn, campaign_id):
         raise Invalid(NOBODY_TO_SEND_TO)
-    row = await db.activate(conn, caller.organization_id, campaign_id, ("draft", "completed"))
+    row = await db.activate(
+        conn, caller.organization_id, campaign_id, (CampaignStatus.DRAFT, CampaignStatus.COMPLETED)
+    )
     assert row is not None
     await record_event(conn, caller, "campaign.started", campaign_id)
     return Result(row, (CampaignActivated(campaign_id),))
@@ -119,7 +122,7 @@ async def resume(
 ) -> Result[asyncpg.Record]:
     """paused → active where it stopped; overdue sends are spread, not burst."""
     current = await campaign(conn, caller.organization_id, campaign_id, lock=True)
-    if current["status"] != "paused":
+    if current["status"] != CampaignStatus.PAUSED:
         raise Conflict(f"Only a paused campaign can be resumed (it is {current['status']})")
     plan = await plan_of(conn, campaign_id, ctx)
     check_startable(plan, ctx)
@@ -131,7 +134,7 @@ async def _resume(
 ) -> Result[asyncpg.Record]:
     await enrol(conn, plan, ctx)
     await respread(conn, plan, ctx)
-    row = await db.activate(conn, caller.organization_id, plan.id, ("paused",))
+    row = await db.activate(conn, caller.organization_id, plan.id, (CampaignStatus.PAUSED,))
     assert row is not None
     await record_event(conn, caller, "campaign.resumed", plan.id)
     return Result(row, (CampaignActivated(plan.id),))
@@ -149,9 +152,9 @@ async def pause(conn: asyncpg.Connection, caller: Caller, campaign_id: uuid.UUID
 async def stop(conn: asyncpg.Connection, caller: Caller, campaign_id: uuid.UUID) -> Result[asyncpg.Record]:
     """active|paused → completed (a completed campaign stays as it is)."""
     current = await campaign(conn, caller.organization_id, campaign_id, lock=True)
-    if current["status"] == "completed":
+    if current["status"] == CampaignStatus.COMPLETED:
         return Result(current, (CampaignDeactivated(campaign_id),))
-    row = await db.stop(conn, caller.organization_id, campaign_id, reason="stopped")
+    row = await db.stop(conn, caller.organization_id, campaign_id, reason=ParticipantStatus.STOPPED)
     if row is None:
         raise Conflict("Only active or paused campaigns can be stopped")
     await record_event(conn, caller, "campaign.completed", campaign_id)

@@ -13,6 +13,7 @@ import attrs
 
 from campaignsvc.actors.messages import ControlMessage, ParticipantsChanged
 from campaignsvc.domain import steps as st
+from campaignsvc.domain.status import CampaignStatus
 from campaignsvc.storage import enrolment as enrolment_db
 from campaignsvc.storage import lifecycle as db
 from campaignsvc.usecases import lifecycle
@@ -40,8 +41,8 @@ async def _announce(
     conn: asyncpg.Connection, caller: Caller, campaign_id: uuid.UUID, status: str
 ) -> tuple[str, ControlMessage]:
     """The campaign's new status and the message for participants made due: a completed campaign reopens."""
-    if status == "completed":
-        return "active", await lifecycle.reopen(conn, caller, campaign_id)
+    if status == CampaignStatus.COMPLETED:
+        return CampaignStatus.ACTIVE, await lifecycle.reopen(conn, caller, campaign_id)
     return status, ParticipantsChanged(campaign_id)
 
 
@@ -61,13 +62,13 @@ async def add(
     if not st.visible_count(plan.steps):
         raise Invalid("Add at least one sequence step first")
     status = current["status"]
-    if status != "draft" and not lifecycle.first_step_sendable(plan, ctx):
+    if status != CampaignStatus.DRAFT and not lifecycle.first_step_sendable(plan, ctx):
         # Added contacts are scheduled at once (and a completed campaign reopens), so refuse before
         # inserting rather than leave participants that can never be sent to.
         raise Invalid(lifecycle.FIRST_STEP_WAITS + "; change the first step before adding contacts")
     inserted, eligible = await enrolment_db.add_contacts(conn, campaign_id, caller.organization_id, requested)
     messages: tuple[ControlMessage, ...] = ()
-    if status != "draft" and inserted:
+    if status != CampaignStatus.DRAFT and inserted:
         await lifecycle.enrol(conn, plan, ctx)
         status, message = await _announce(conn, caller, campaign_id, status)
         messages = (message,)
@@ -80,7 +81,7 @@ async def retry_failed(
     """Failed participants get their failed step again (same ledger row, same idempotency key), spread
     over the window rather than all at once."""
     current = await campaign(conn, caller.organization_id, campaign_id, lock=True)
-    if current["status"] == "draft":
+    if current["status"] == CampaignStatus.DRAFT:
         raise Conflict("A draft campaign has nothing to retry")
     count = await db.retry_failed(conn, campaign_id)
     status = current["status"]
