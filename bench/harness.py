@@ -46,7 +46,7 @@ from campaignsvc.integrations.messaging import MessagingClient
 from campaignsvc.runtime import build
 from campaignsvc.storage import migrate, seed
 from campaignsvc.storage import store as store_module
-from campaignsvc.storage.store import Store, _init_connection
+from campaignsvc.storage.store import Store, init_connection
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -501,7 +501,7 @@ async def _logged_pool(settings: Settings, log: StatementLog) -> asyncpg.Pool:
     """The pool ``Store.open`` makes (``storage/store.py``), plus a query logger on every connection."""
 
     async def init(conn: asyncpg.Connection) -> None:
-        await _init_connection(conn)
+        await init_connection(conn)
         conn.add_query_logger(log)
 
     return await asyncpg.create_pool(

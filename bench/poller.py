@@ -18,12 +18,12 @@ from typing import Any
 
 import trio
 
-from campaignsvc.actors.recorder import Outcome
-from campaignsvc.actors.recorder import _write as write_outcomes
+from campaignsvc.actors.recorder import Outcome, write_outcomes
 from campaignsvc.config import Settings
 from campaignsvc.domain import claims
-from campaignsvc.domain.campaign import FAILED, CampaignPlan, ParticipantUpdate, after_send
+from campaignsvc.domain.campaign import CampaignPlan, ParticipantUpdate, after_send
 from campaignsvc.domain.claims import decide
+from campaignsvc.domain.status import ParticipantStatus
 from campaignsvc.errors import StorageError
 from campaignsvc.integrations.messaging import Delivered, MessagingClient, SendCommand
 from campaignsvc.storage import dispatch
@@ -134,7 +134,7 @@ class Poller:
         if delivered:
             update = after_send(plan, step, now, None, self._rng)
         else:  # the baseline does not retry: the participant fails, as in the original
-            update = ParticipantUpdate(step, FAILED, None, None, last_error=str(answer))
+            update = ParticipantUpdate(step, ParticipantStatus.FAILED, None, None, last_error=str(answer))
         outcome = Outcome(
             campaign_id=row["campaign_id"],
             organization_id=plan.organization_id,

@@ -11,7 +11,7 @@ Baselines, same run, same machine, same data:
 - **ledger**: a plain-asyncio loop (no trio, no dispatcher, no HTTP) on as many connections as the
   service's pool, doing exactly the per-send ledger writes with the product's own SQL: the claim
   transaction (``storage.dispatch.claim`` with the real template rendering) and one outcome transaction
-  (the recorder's ``_write``) per send — the physical limit for this write pattern here;
+  (the recorder's ``write_outcomes``) per send — the physical limit for this write pattern here;
 - **sandbox**: the sandbox process driven directly by an httpx client (8 in flight): its rate, and its
   CPU per request, which bounds what any dispatcher can reach against it on this machine.
 
@@ -34,13 +34,12 @@ import httpx
 import trio
 
 from bench import harness as h
-from campaignsvc.actors.recorder import Outcome
-from campaignsvc.actors.recorder import _write as write_outcomes
+from campaignsvc.actors.recorder import Outcome, write_outcomes
 from campaignsvc.domain import claims
 from campaignsvc.domain.campaign import CampaignPlan, after_send
 from campaignsvc.domain.claims import decide
 from campaignsvc.storage import dispatch
-from campaignsvc.storage.store import _init_connection
+from campaignsvc.storage.store import init_connection
 
 SIZES: dict[str, dict[str, int]] = {
     "smoke": {"accounts": 10, "per_account": 20, "accounts_per_campaign": 10, "sandbox_probe": 500},
@@ -135,7 +134,7 @@ async def _ledger_loop(dsn: str, workers: int, counter: h.StatementLog | None) -
     ]
     try:
         for conn in conns:
-            await _init_connection(conn)
+            await init_connection(conn)
             if counter is not None:
                 conn.add_query_logger(counter)
         rows = await conns[0].fetch(

@@ -115,7 +115,7 @@ def minimal(o: Outcome) -> Outcome:
 Release = Callable[[uuid.UUID, uuid.UUID, uuid.UUID, ParticipantUpdate | None], None]
 
 
-async def _write(conn: asyncpg.Connection, batch: list[Outcome]) -> None:
+async def write_outcomes(conn: asyncpg.Connection, batch: list[Outcome]) -> None:
     """The batch in one transaction, one statement per kind of write (not per outcome)."""
     await dispatch.finish_sends(
         conn,
@@ -193,7 +193,7 @@ class Recorder:
         delay = 0.1
         while True:
             try:
-                await self._store.run(_write, batch)
+                await self._store.run(write_outcomes, batch)
                 return
             except _TRANSIENT as exc:
                 log.warning("recorder.retry", error=str(exc), outcomes=len(batch), in_s=delay)

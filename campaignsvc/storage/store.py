@@ -32,7 +32,7 @@ _ARRAY_TYPES = ("uuid", "text", "varchar", "int", "bigint", "smallint", "bool", 
 _MEET_ARRAY_TYPES = "SELECT " + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_ARRAY_TYPES, start=1))
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
     for typename in ("json", "jsonb"):
         await conn.set_type_codec(
             typename, encoder=_dumps, decoder=json.loads, schema="pg_catalog", format="text"
@@ -57,7 +57,7 @@ async def _connect_pool(dsn: str, min_size: int, max_size: int, statement_timeou
         dsn,
         min_size=min_size,
         max_size=max_size,
-        init=_init_connection,
+        init=init_connection,
         reset=_reset_nothing,
         command_timeout=None,
         server_settings={
