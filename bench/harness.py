@@ -45,7 +45,6 @@ from campaignsvc.config import Settings
 from campaignsvc.integrations.messaging import MessagingClient
 from campaignsvc.runtime import build
 from campaignsvc.storage import migrate, seed
-from campaignsvc.storage import store as store_module
 from campaignsvc.storage.store import Store, init_connection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -282,11 +281,20 @@ async def drop_template() -> None:
 
 
 @contextlib.asynccontextmanager
-async def bench_database(label: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for one run; yields its DSN and drops it afterwards."""
-    template = await _template_database()
+async def bench_database(
+    label: str, *, template: str | None = None, empty: bool = False
+) -> AsyncIterator[str]:
+    """A fresh database for one run; yields its DSN and drops it afterwards. By default a clone of the
+    migrated template; ``template`` clones another (bench) database instead (nobody may be connected to
+    it); ``empty`` gives an empty one (``template0``), for a baseline with its own tables."""
+    if empty:
+        source = "template0"
+    elif template is not None:
+        source = database_name(template)
+    else:
+        source = await _template_database()
     name = f"csvc_{os.getpid()}_bench_{label}_{uuid.uuid4().hex[:6]}"
-    await admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    await admin(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
     try:
         yield url_for(name)
     finally:
@@ -324,6 +332,96 @@ async def settled_commits(dsn: str) -> int:
             return now
         last = now
     return last
+
+
+class BackendCpu:
+    """CPU (utime + stime from ``/proc/<pid>/stat``) of the PostgreSQL backends serving one database.
+
+    The backends are the pids ``pg_stat_activity`` lists for the database (client backends and any
+    autovacuum worker), read before (``start``), every ``interval_s`` while ``run`` runs, and after
+    (``stop``). A backend listed at the first reading counts from that reading; one that appears later
+    counts from zero (a forked process starts with no CPU time, so all of its life is in the window); one
+    that is gone by the last reading counts up to its last reading (at most ``interval_s`` of its CPU
+    is lost). The figures say how many appeared and disappeared. PostgreSQL must run on this machine with
+    its ``/proc`` readable; otherwise the CPU figure is None. The readings use one connection to the
+    admin database, so its own backend is not counted."""
+
+    def __init__(self, database: str, interval_s: float = 0.2) -> None:
+        self.database = database
+        self.interval_s = interval_s
+        self.first: dict[int, float] = {}  # pid → CPU at first sight (0 for those appearing later)
+        self.last: dict[int, float] = {}  # pid → latest CPU read
+        self.kind: dict[int, str] = {}  # pid → backend_type
+        self.at_start: set[int] = set()
+        self.readable = True
+        self.polls = 0
+        self._conn: asyncpg.Connection | None = None
+        self._stopping = trio.Event()
+        self._done = trio.Event()
+        self._listed: set[int] = set()
+        self.figures: dict[str, Any] = {}
+
+    async def start(self) -> BackendCpu:
+        self._conn = await aio_as_trio(asyncpg.connect)(ADMIN_URL)
+        await self._read(first=True)
+        return self
+
+    async def run(self) -> None:
+        """Read every ``interval_s`` until ``stop``; the readings catch backends that come and go."""
+        try:
+            while not self._stopping.is_set():
+                with trio.move_on_after(self.interval_s):
+                    await self._stopping.wait()
+                if not self._stopping.is_set():
+                    await self._read()
+        finally:
+            self._done.set()
+
+    async def stop(self) -> dict[str, Any]:
+        self._stopping.set()
+        await self._read()
+        assert self._conn is not None
+        with trio.CancelScope(shield=True):
+            await aio_as_trio(self._conn.close)()
+        ended = set(self.last) - self._listed
+        cpu = sum(self.last[pid] - self.first[pid] for pid in self.last) if self.readable else None
+        by_type: dict[str, float] = collections.defaultdict(float)
+        for pid in self.last:
+            by_type[self.kind[pid]] += self.last[pid] - self.first[pid]
+        self.figures = {
+            "cpu_s": None if cpu is None else round(cpu, 3),
+            "cpu_s_by_backend_type": {k: round(v, 3) for k, v in by_type.items()} if self.readable else None,
+            "backends_seen": len(self.last),
+            "present_at_start": len(self.at_start),
+            "appeared_during": len(set(self.last) - self.at_start),
+            "disappeared_during": len(ended),
+            "readings": self.polls,
+            "interval_s": self.interval_s,
+        }
+        return self.figures
+
+    async def _read(self, first: bool = False) -> None:
+        assert self._conn is not None
+        rows = await aio_as_trio(self._conn.fetch)(
+            "SELECT pid, coalesce(backend_type, '') AS kind FROM pg_stat_activity WHERE datname = $1",
+            self.database,
+        )
+        self.polls += 1
+        self._listed = set()
+        for r in rows:
+            pid = r["pid"]
+            cpu = cpu_seconds_of(pid)
+            if cpu is None:
+                if pid not in self.last:
+                    self.readable = self.readable and not first and bool(self.last)
+                continue
+            self._listed.add(pid)
+            if pid not in self.first:
+                self.first[pid] = cpu if first else 0.0
+                self.kind[pid] = r["kind"]
+                if first:
+                    self.at_start.add(pid)
+            self.last[pid] = cpu
 
 
 # --- the sandbox process -------------------------------------------------------------------------------
@@ -375,8 +473,23 @@ async def sandbox_process(
 ) -> AsyncIterator[SandboxProcess]:
     """Start the sandbox as its own process; ``slow`` makes some accounts slow (see bench.sandbox_proc)."""
     spec = json.dumps({"config": config or {}, "slow": slow or {}})
+    async with _endpoint_process("bench.sandbox_proc", spec) as box:
+        yield box
+
+
+@contextlib.asynccontextmanager
+async def standin_process(latency_ms: float = 0.0) -> AsyncIterator[SandboxProcess]:
+    """Start the lean Messaging stand-in (``bench.standin``: raw sockets + h11) as its own process. It
+    answers the sandbox's record and reset routes, so the same :class:`SandboxProcess` reads it."""
+    async with _endpoint_process("bench.standin", json.dumps({"latency_ms": latency_ms})) as box:
+        yield box
+
+
+@contextlib.asynccontextmanager
+async def _endpoint_process(module: str, spec: str) -> AsyncIterator[SandboxProcess]:
+    """``python -m <module> <spec>``: a Messaging endpoint that prints its base URL as its first line."""
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "bench.sandbox_proc", spec], cwd=ROOT, stdout=subprocess.PIPE
+        [sys.executable, "-m", module, spec], cwd=ROOT, stdout=subprocess.PIPE
     )
     try:
         assert process.stdout is not None
@@ -389,8 +502,11 @@ async def sandbox_process(
                 line += chunk
         url = line.decode().strip()
         if not url.startswith("http://"):
-            raise RuntimeError(f"the sandbox process did not start: {url!r}")
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            raise RuntimeError(f"{module} did not start: {url!r}")
+        # Idle keep-alive connections kept for the run: the control calls come minutes apart, and an
+        # endpoint that counts connections (the stand-in) should count only its callers'.
+        limits = httpx.Limits(max_connections=4, max_keepalive_connections=4, keepalive_expiry=600)
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
             yield SandboxProcess(url=url, process=process, http=http)
     finally:
         with trio.CancelScope(shield=True):
@@ -458,34 +574,103 @@ class Service:
 
 
 class StatementLog:
-    """An asyncpg query logger: count and total time per statement (first 90 characters).
+    """An asyncpg query logger: count and total time per statement (first 90 characters), and the
+    transactions committed, counted on the client side per connection (``attach``): each ``COMMIT`` and
+    each statement run outside a transaction (autocommit), which is what ``pg_stat_database.xact_commit``
+    counts for these connections.
 
-    Each logged query costs the event loop a callback, so use it for counting, not in timed runs."""
+    ``mark_boot`` notes the counts when the service says it is ready, so ``per_send`` can give the
+    figures of the work after it (boot excluded) beside the totals. Each logged query costs the event
+    loop a callback, so use it for counting, not in timed runs."""
 
     def __init__(self) -> None:
         self.counts: collections.Counter[str] = collections.Counter()
         self.seconds: collections.Counter[str] = collections.Counter()
+        self.commits = 0
+        self.rollbacks = 0
         self.enabled = True
+        self.boot: dict[str, int] | None = None
+        self.watched: dict[str, int] = {}
+        self._watches: dict[str, tuple[str, ...]] = {}
 
-    def __call__(self, record: Any) -> None:
-        if self.enabled:
-            text = _SPACES.sub(" ", record.query).strip()[:90]
-            self.counts[text] += 1
-            self.seconds[text] += record.elapsed
+    def attach(self, conn: asyncpg.Connection) -> None:
+        """Log every query of ``conn``, following its transaction state."""
+        in_transaction = [False]
+
+        def logger(record: Any) -> None:
+            self._log(record, in_transaction)
+
+        conn.add_query_logger(logger)
+
+    def _log(self, record: Any, in_transaction: list[bool]) -> None:
+        if not self.enabled:
+            return
+        text = _SPACES.sub(" ", record.query).strip()
+        head = text[:90]
+        self.counts[head] += 1
+        self.seconds[head] += record.elapsed
+        if self._watches:
+            lowered = text.lower()
+            for name, fragments in self._watches.items():
+                if all(f in lowered for f in fragments):
+                    self.watched[name] += 1
+        word = text.split(" ", 1)[0].rstrip(";").upper()
+        if word in ("BEGIN", "START"):
+            in_transaction[0] = True
+        elif word in ("COMMIT", "END"):
+            if in_transaction[0] and record.exception is None:
+                self.commits += 1
+            in_transaction[0] = False
+        elif word == "ROLLBACK" and not text.upper().startswith("ROLLBACK TO"):
+            self.rollbacks += 1
+            in_transaction[0] = False
+        elif not in_transaction[0] and record.exception is None:
+            self.commits += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def watch(self, name: str, *fragments: str) -> None:
+        """Count, as ``watched[name]``, the statements whose whole text contains every one of
+        ``fragments`` (case-insensitive)."""
+        self._watches[name] = tuple(f.lower() for f in fragments)
+        self.watched[name] = 0
+
+    def mark_boot(self, sends_done: int = 0) -> None:
+        """The counts so far are the boot's; ``sends_done``: sends already begun (``boot["sends_done"]``
+        may be set later)."""
+        self.boot = {"statements": self.total, "commits": self.commits, "sends_done": sends_done}
 
     def reset(self) -> None:
         self.counts.clear()
         self.seconds.clear()
+        self.commits = self.rollbacks = 0
+        self.boot = None
+        self.watched = dict.fromkeys(self._watches, 0)
 
     def per_send(self, sends: int, top: int = 12) -> dict[str, Any]:
-        total = sum(self.counts.values())
-        return {
-            "statements_per_send": round(total / max(sends, 1), 2),
-            "top": [
-                {"statement": text, "per_send": round(n / max(sends, 1), 3)}
-                for text, n in self.counts.most_common(top)
-            ],
+        total = self.total
+        figures: dict[str, Any] = {
+            "statements_per_send": round(total / max(sends, 1), 3),
+            "commits_per_send": round(self.commits / max(sends, 1), 3),
+            "statements": total,
+            "commits": self.commits,
+            "rollbacks": self.rollbacks,
         }
+        if self.boot is not None:
+            after = sends - self.boot["sends_done"]
+            figures["boot"] = dict(self.boot)
+            figures["after_boot"] = {
+                "sends": after,
+                "statements_per_send": round((total - self.boot["statements"]) / max(after, 1), 3),
+                "commits_per_send": round((self.commits - self.boot["commits"]) / max(after, 1), 3),
+            }
+        figures["top"] = [
+            {"statement": text, "per_send": round(n / max(sends, 1), 3)}
+            for text, n in self.counts.most_common(top)
+        ]
+        return figures
 
     def slowest(self, top: int = 8) -> list[dict[str, Any]]:
         return [
@@ -497,19 +682,24 @@ class StatementLog:
 _SPACES = re.compile(r"\s+")
 
 
+async def _reset_nothing(conn: asyncpg.Connection) -> None:
+    """As ``Store.open``'s pool: released connections skip asyncpg's reset query (storage/store.py says
+    why); a pool that reset them would log a statement per operation the product does not send."""
+
+
 async def _logged_pool(settings: Settings, log: StatementLog) -> asyncpg.Pool:
     """The pool ``Store.open`` makes (``storage/store.py``), plus a query logger on every connection."""
 
     async def init(conn: asyncpg.Connection) -> None:
         await init_connection(conn)
-        conn.add_query_logger(log)
+        log.attach(conn)
 
     return await asyncpg.create_pool(
         settings.database_url,
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         init=init,
-        reset=getattr(store_module, "_reset_nothing", None),  # as Store.open's pool, whatever it resets
+        reset=_reset_nothing,
         command_timeout=None,
         server_settings={"application_name": "campaignsvc", "statement_timeout": "30000", "TimeZone": "UTC"},
     )

@@ -72,15 +72,52 @@ def test_throughput(tmp_path: Path) -> None:
     report = run_bench("throughput", tmp_path)
     check_shape(report, "throughput")
     figures = report["figures"]
-    assert figures["sends"] > 0
-    assert figures["sent_rows_committed"] == figures["sends"]
-    assert figures["messages_received_by_sandbox"] == figures["sends"]
-    assert figures["commits_per_send"] > 0
-    ledger = report["baseline"]["ledger_writes_only"]
-    assert ledger["sends"] == figures["sends"]
-    assert report["baseline"]["sandbox_alone"]["requests_per_s"] > 0
-    assert figures["statements"]["statements_per_send"] > 0
-    assert report["ratios"]["service_vs_ledger_sends_per_s"] > 0
+    sends = figures["sends"]
+    assert sends > 0
+    assert figures["sent_rows_committed"] == sends
+    assert figures["messages_received_by_standin"] == sends
+    assert figures["duplicates"] == 0
+    assert figures["arrivals_under_gap"] == 0
+    assert figures["durable_sends_per_s"] > 0
+    assert figures["steady_sends_per_s"] > 0
+    assert figures["commits_per_send_incl_boot"] > 0
+    cpu = figures["cpu_ms_per_send"]
+    assert set(cpu) == {"service", "postgres_backends", "standin", "total"}
+    assert cpu["service"] > 0 and cpu["standin"] > 0
+    backends = figures["cpu"]["postgres_backends"]
+    assert backends["backends_seen"] > 0
+    assert {"present_at_start", "appeared_during", "disappeared_during"} <= set(backends)
+    statements = figures["statements"]
+    assert statements["statements_per_send"] > 0
+    assert statements["after_boot"]["sends"] > 0
+    assert figures["statements_per_send"] == statements["after_boot"]["statements_per_send"] > 0
+    assert figures["commits_per_send"] == statements["after_boot"]["commits_per_send"] > 0
+    assert statements["claims"]["rows_claimed"] >= sends
+    assert statements["claims"]["rows_per_claim_statement"] >= 1
+    assert statements["outcomes"]["outcomes_per_batch"] >= 1
+
+    baseline = report["baseline"]
+    naive = baseline["naive_loop"]
+    assert naive["workers"] == 16
+    assert naive["event_loop"] != "SyncTrioEventLoop"
+    assert naive["sends"] == naive["messages_received_by_standin"] == sends
+    assert naive["duplicates"] == 0
+    assert naive["commits_per_send"] >= 2
+    assert set(naive["cpu_ms_per_send"]) == set(cpu)
+    assert baseline["ledger_writes_only"]["sends"] == sends
+    for endpoint in ("standin_alone", "sandbox_alone"):
+        assert baseline[endpoint]["requests_per_s"] > 0
+        assert baseline[endpoint]["server_cpu_ms_per_request"] > 0
+    # Keep-alive: the probe's requests ride on as many connections as it has in flight (one more: the
+    # bench's own control client may reconnect after httpx's keep-alive expiry).
+    probe = baseline["standin_alone"]
+    assert 1 <= probe["connections_opened"] <= probe["in_flight"] + 1
+
+    ratios = report["ratios"]
+    assert ratios["vs_naive_loop"] > 0
+    assert ratios["vs_naive_loop_boot_to_committed"] > 0
+    assert ratios["vs_ledger_sends_per_s"] > 0
+    assert "vs_naive_loop >= 1.5" in report["targets"]
 
 
 def test_lateness(tmp_path: Path) -> None:
