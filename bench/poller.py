@@ -26,6 +26,7 @@ from campaignsvc.domain.claims import decide
 from campaignsvc.domain.status import ParticipantStatus
 from campaignsvc.errors import StorageError
 from campaignsvc.integrations.messaging import Delivered, MessagingClient, SendCommand
+from campaignsvc.storage import claims as claims_db
 from campaignsvc.storage import dispatch
 from campaignsvc.storage.store import Store
 
@@ -104,15 +105,18 @@ class Poller:
         plan = await self._plan(row["campaign_id"])
         step = row["current_step"]
         started = dt.datetime.now(dt.UTC)
+        key = plan.steps[step].key
+        assert key is not None
         claimed = await self._store.run(
-            dispatch.claim,
-            participant_id=row["id"],
-            step=step,
-            step_key=plan.steps[step].key,
-            bd_account_id=account,
+            claims_db.claim,
+            claims_db.Ask(
+                participant_id=row["id"],
+                step=step,
+                step_key=key,
+                bd_account_id=account,
+                decide=lambda facts: decide(plan, step, None, self._rng, started, "", facts),
+            ),
             quarantine=dt.timedelta(seconds=self._settings.in_doubt_retry_after_s),
-            pipelines=[],
-            decide=lambda facts: decide(plan, step, None, self._rng, started, "", facts),
         )
         if not isinstance(claimed, claims.Claimed):
             return

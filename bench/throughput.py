@@ -22,7 +22,7 @@ Baselines, same run, same machine, same stand-in:
   each send one POST plus two single-row autocommit writes (claim, outcome) into a minimal ledger table
   keyed by (participant, step) in its own database: what a generic job queue does per send;
 - **ledger**: a plain-asyncio loop (no trio, no HTTP) on as many connections as the service's pool doing
-  exactly the product's per-send ledger writes with its own SQL (``storage.dispatch.claim`` and the
+  exactly the product's per-send ledger writes with its own SQL (``storage.claims.claim`` and the
   recorder's ``write_outcomes``, one transaction each per send);
 - **stand-in alone / sandbox alone**: the stand-in, and the quart-trio sandbox (``bench/sandbox_proc.py``,
   what the other scenarios use), each driven directly by the same httpx client: requests/s and server
@@ -54,6 +54,7 @@ from campaignsvc.actors.recorder import Outcome, write_outcomes
 from campaignsvc.domain import claims
 from campaignsvc.domain.campaign import CampaignPlan, after_send
 from campaignsvc.domain.claims import decide
+from campaignsvc.storage import claims as claims_db
 from campaignsvc.storage import dispatch
 from campaignsvc.storage.store import init_connection
 
@@ -369,15 +370,18 @@ async def _ledger_loop(dsn: str, workers: int) -> dict[str, Any]:
                 plan = plans[r["campaign_id"]]
                 now = dt.datetime.now(dt.UTC)
                 async with conn.transaction():
-                    claimed = await dispatch.claim(
+                    claimed = await claims_db.claim(
                         conn,
-                        participant_id=r["id"],
-                        step=0,
-                        step_key=plan.steps[0].key,
-                        bd_account_id=r["bd_account_id"],
+                        claims_db.Ask(
+                            participant_id=r["id"],
+                            step=0,
+                            step_key=plan.steps[0].key or 0,
+                            bd_account_id=r["bd_account_id"],
+                            decide=lambda facts, plan=plan, now=now: decide(
+                                plan, 0, None, rng, now, "", facts
+                            ),
+                        ),
                         quarantine=dt.timedelta(seconds=900),
-                        pipelines=[],
-                        decide=lambda facts, plan=plan, now=now: decide(plan, 0, None, rng, now, "", facts),
                     )
                 assert isinstance(claimed, claims.Claimed), claimed
                 message_id = uuid.uuid4()

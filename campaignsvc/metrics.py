@@ -34,3 +34,10 @@ STRANDED = Counter(
     "campaign_stranded_participants_total",
     "Participants found overdue and held by no actor, offered again by the reconciler",
 )
+_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+CLAIM_BATCH = Histogram(
+    "campaign_claim_batch_size", "Sends claimed per claim transaction", buckets=_BATCH_BUCKETS
+)
+OUTCOME_BATCH = Histogram(
+    "campaign_outcome_batch_size", "Send outcomes recorded per transaction", buckets=_BATCH_BUCKETS
+)

@@ -1,4 +1,4 @@
-"""Recorder: writes send outcomes in batches (write-behind), one transaction per batch.
+"""Recorder: writes send outcomes in batches (write-behind), one statement per batch.
 
 Limiters hand it an :class:`Outcome` and move on; it commits the ledger row, the participant's next
 state and the outbox event together, then tells the participant's campaign that its slot is free. A
@@ -25,7 +25,7 @@ from campaignsvc.actors.messages import LeadsOwed
 from campaignsvc.domain.campaign import ParticipantUpdate
 from campaignsvc.errors import DatabaseUnavailable, QueryTimeout, SerializationConflict, StorageError
 from campaignsvc.logs import get_logger
-from campaignsvc.storage import dispatch, outbox
+from campaignsvc.storage import dispatch
 from campaignsvc.storage.store import Store
 
 log = get_logger(__name__)
@@ -116,22 +116,22 @@ Release = Callable[[uuid.UUID, uuid.UUID, uuid.UUID, ParticipantUpdate | None], 
 
 
 async def write_outcomes(conn: asyncpg.Connection, batch: list[Outcome]) -> None:
-    """The batch in one transaction, one statement per kind of write (not per outcome)."""
-    await dispatch.finish_sends(
+    """The batch in one statement (storage/dispatch.record)."""
+    await dispatch.record(
         conn,
         [
-            (o.send_id, o.ledger_status, o.message_id, o.error_class, o.error, o.call_started_at)
+            dispatch.Advance(o.participant_id, o.step, o.update, o.last_sent_at, o.channel_id, o.lead_due)
+            for o in batch
+        ],
+        [
+            dispatch.Finished(
+                o.send_id, o.ledger_status, o.message_id, o.error_class, o.error, o.call_started_at
+            )
             for o in batch
             if o.send_id is not None and o.ledger_status is not None
         ],
+        [(o.event[0], o.organization_id, o.event[1]) for o in batch if o.event is not None],
     )
-    await dispatch.apply_updates(
-        conn,
-        [dispatch.Advance(o.participant_id, o.step, o.update, o.last_sent_at, o.channel_id) for o in batch],
-    )
-    await dispatch.mark_leads_due(conn, [o.participant_id for o in batch if o.lead_due])
-    events = [(o.event[0], o.organization_id, o.event[1]) for o in batch if o.event is not None]
-    await outbox.enqueue_many(conn, events)
 
 
 class Recorder:
@@ -180,6 +180,7 @@ class Recorder:
                 await self._write_alone(o)
         self.recorded += len(batch)
         self.batches += 1
+        metrics.OUTCOME_BATCH.observe(len(batch))
         if any(o.lead_due for o in batch):
             self._bus.publish(LeadsOwed())
         for o in batch:
@@ -193,7 +194,8 @@ class Recorder:
         delay = 0.1
         while True:
             try:
-                await self._store.run(write_outcomes, batch)
+                # One statement is atomic on its own: no BEGIN and COMMIT round-trips around it.
+                await self._store.run(write_outcomes, batch, transaction=False)
                 return
             except _TRANSIENT as exc:
                 log.warning("recorder.retry", error=str(exc), outcomes=len(batch), in_s=delay)

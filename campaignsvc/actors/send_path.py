@@ -1,8 +1,9 @@
 """One send, start to end (SPEC R-DEL): claim under the ledger row, call Messaging, hand the outcome on.
 
-1. Claim (one transaction): the participant is still due at this step, the campaign active; conditions
-   and the template are evaluated on fresh data; the ledger row ``sending`` with the idempotency key and
-   the exact text is committed before anything leaves the process.
+1. Claim (actors/claimer.py, one transaction with the other sends about to start): the participant is
+   still due at this step, the campaign active; conditions and the template are evaluated on fresh data;
+   the ledger row ``sending`` with the idempotency key and the exact text is committed before anything
+   leaves the process.
 2. Call Messaging with that key and ``source: "campaign"``.
 3. Classify the answer and give the outcome to the recorder: sent → next step; recipient-permanent →
    failed; transient → retried with backoff up to ``MAX_SEND_ATTEMPTS``; account-level → the account is
@@ -21,6 +22,7 @@ from functools import partial
 import trio
 
 from campaignsvc import metrics
+from campaignsvc.actors.claimer import Claimer
 from campaignsvc.actors.clock import Clock
 from campaignsvc.actors.limiter import AccountLimiter, SendReport, SendRequest
 from campaignsvc.actors.recorder import Outcome, Recorder, Release
@@ -31,8 +33,7 @@ from campaignsvc.domain.campaign import ParticipantUpdate, after_send
 from campaignsvc.domain.status import ParticipantStatus, SendStatus, Waiting
 from campaignsvc.integrations.messaging import Delivered, MessagingClient, SendCommand
 from campaignsvc.logs import get_logger
-from campaignsvc.storage import dispatch
-from campaignsvc.storage.store import Store
+from campaignsvc.storage.claims import Ask
 
 log = get_logger(__name__)
 
@@ -50,7 +51,7 @@ class DispatchSender:
     def __init__(
         self,
         *,
-        store: Store,
+        claimer: Claimer,
         messaging: MessagingClient,
         recorder: Recorder,
         settings: Settings,
@@ -60,7 +61,7 @@ class DispatchSender:
         ai_text: str = "",
         rng: random.Random | None = None,
     ) -> None:
-        self._store = store
+        self._claimer = claimer
         self._messaging = messaging
         self._recorder = recorder
         self._settings = settings
@@ -78,17 +79,19 @@ class DispatchSender:
         decided_at = now if start_at is None else max(now, start_at)
         schedule = limiter.settings.policy.window(plan)
         step = plan.steps[request.step]
-        quarantine = dt.timedelta(seconds=self._settings.in_doubt_retry_after_s)
-        result = await self._store.run(
-            dispatch.claim,
-            participant_id=request.participant_id,
-            step=request.step,
-            step_key=step.key,
-            bd_account_id=request.bd_account_id,
-            quarantine=quarantine,
-            pipelines=sorted(conditions.pipelines_referenced(step.conditions)),
-            decide=partial(claims.decide, plan, request.step, schedule, self._rng, decided_at, self._ai_text),
-            start_at=start_at,
+        assert step.key is not None, "every stored step has its key (migration 0005)"
+        result = await self._claimer.claim(
+            Ask(
+                participant_id=request.participant_id,
+                step=request.step,
+                step_key=step.key,
+                bd_account_id=request.bd_account_id,
+                decide=partial(
+                    claims.decide, plan, request.step, schedule, self._rng, decided_at, self._ai_text
+                ),
+                pipelines=tuple(sorted(conditions.pipelines_referenced(step.conditions))),
+                start_at=start_at,
+            )
         )
         free = partial(self._release, plan.id, request.participant_id, request.bd_account_id)
         match result:

@@ -22,6 +22,7 @@ from campaignsvc.actors import enrolment
 from campaignsvc.actors.accounts import account_settings
 from campaignsvc.actors.bus import Bus
 from campaignsvc.actors.campaign import CampaignActor
+from campaignsvc.actors.claimer import Claimer
 from campaignsvc.actors.clock import Clock, SystemClock
 from campaignsvc.actors.limiter import AccountLimiter, AccountSettings, SendRequest
 from campaignsvc.actors.messages import (
@@ -88,9 +89,10 @@ class Supervisor:
             internal_auth_secret=settings.internal_auth_secret,
         )
         self.recorder = Recorder(store, release=self._release, bus=self.bus)
+        self.claimer = Claimer(store, quarantine=dt.timedelta(seconds=settings.in_doubt_retry_after_s))
         self.reconciler = Reconciler(self)
         self.sender = DispatchSender(
-            store=store,
+            claimer=self.claimer,
             messaging=self._messaging,
             recorder=self.recorder,
             settings=settings,
@@ -108,6 +110,7 @@ class Supervisor:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(self.recorder.run)
+                await nursery.start(self.claimer.run)
                 quarantine = dt.timedelta(seconds=self._settings.in_doubt_retry_after_s)
                 recovered = await self._store.run(dispatch.recover_unfinished, quarantine)
                 if recovered:

@@ -1,4 +1,4 @@
-"""What a claim decides and finds (actors/send_path.py asks, storage/dispatch.py's claim answers under the
+"""What a claim decides and finds (actors/send_path.py asks, storage/claims.py answers under the
 participant's lock): the step's text or a skip, and what the ledger says about the step."""
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ class Claimed:
     contact_id: uuid.UUID
     channel_id: str
     first_send: bool
-    attempts: int  # attempts of this ledger row, this one included
     participant_attempts: int  # transient failures of this step so far
 
 

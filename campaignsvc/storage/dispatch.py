@@ -1,34 +1,18 @@
-"""The send path's SQL: loading a campaign, finding due participants, claiming a send, recording outcomes.
-
-The claim is the heart of "effectively once" (docs/architecture.md): in one transaction it locks the
-participant, checks it is still due at that step in an active campaign, and writes the ledger row
-``(participant, step) → sending`` with its idempotency key before Messaging is called. The unique ledger
-key makes a second claim of the same step impossible; a row left in ``sending`` by a crash is in doubt
-and is retried only with the same key and the same text.
-"""
+"""The send path's SQL around the claim (storage/claims.py): loading a campaign, finding due participants,
+recording outcomes, recovering the sends a crash left unfinished."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 import attrs
 
 from campaignsvc.domain.campaign import ParticipantUpdate
-from campaignsvc.domain.claims import (
-    Claimed,
-    ClaimResult,
-    ContactGone,
-    Decide,
-    Facts,
-    NotDue,
-    Quarantined,
-    Recovered,
-    Skipped,
-    SkipStep,
-)
+from campaignsvc.storage import outbox
 
 
 def idempotency_key(campaign_id: uuid.UUID, participant_id: uuid.UUID, step_key: int) -> str:
@@ -110,268 +94,81 @@ async def earliest_pause_end(conn: asyncpg.Connection, campaign_id: uuid.UUID) -
     )
 
 
-# --- the claim -----------------------------------------------------------------------------------------
-
-_RETRYABLE = ("in_doubt", "deferred", "failed")
-# The contact fields conditions and templates read (original-v1 §3.3 StepConditions, R-TPL-1).
-CONTACT_FIELDS = (
-    "first_name",
-    "last_name",
-    "display_name",
-    "username",
-    "email",
-    "phone",
-    "telegram_id",
-    "company_name",
-)
-
-
-async def claim(
-    conn: asyncpg.Connection,
-    *,
-    participant_id: uuid.UUID,
-    step: int,
-    step_key: int,
-    bd_account_id: uuid.UUID,
-    quarantine: timedelta,
-    pipelines: Sequence[uuid.UUID],
-    decide: Decide,
-    start_at: datetime | None = None,
-) -> ClaimResult:
-    """Run inside a transaction. ``step`` is the participant's position, ``step_key`` that step's own
-    number (its ledger row and key). ``decide`` (pure) renders the text or skips the step."""
-    # One read for everything the decision needs; the participant row lock serialises this claim with
-    # replies, other claims of the participant and the recorder's update of it.
-    p = await conn.fetchrow(
-        """
-        SELECT cp.campaign_id, cp.contact_id, cp.bd_account_id, cp.channel_id, cp.status, cp.current_step,
-               cp.next_send_at, cp.last_sent_at, cp.replied_at, cp.attempts, c.status AS campaign_status,
-               c.deleted_at, c.organization_id, now() AS now,
-               EXISTS (SELECT 1 FROM campaign_account_pauses ap
-                       WHERE ap.campaign_id = cp.campaign_id AND ap.bd_account_id = cp.bd_account_id
-                         AND (ap.paused_until IS NULL OR ap.paused_until > now())) AS account_paused,
-               s.id AS send_id, s.status AS send_status, s.content AS send_content, s.claimed_at AS send_claimed_at,
-               s.message_id AS send_message_id, s.idempotency_key AS send_key,
-               ct.first_name, ct.last_name, ct.display_name, ct.username, ct.email, ct.phone, ct.telegram_id,
-               ct.deleted_at AS contact_deleted_at, ct.organization_id AS contact_organization_id,
-               co.name AS company_name
-        FROM campaign_participants cp
-        JOIN campaigns c ON c.id = cp.campaign_id
-        LEFT JOIN campaign_sends s ON s.campaign_participant_id = cp.id AND s.sequence_step = $2
-                                   AND s.idempotency_key IS NOT NULL
-        LEFT JOIN contacts ct ON ct.id = cp.contact_id AND ct.organization_id = c.organization_id
-        LEFT JOIN companies co ON co.id = ct.company_id AND co.organization_id = c.organization_id
-        WHERE cp.id = $1
-        FOR UPDATE OF cp
-        """,
-        participant_id,
-        step_key,
-    )
-    if p is None:
-        return NotDue("participant deleted")
-    if p["campaign_status"] != "active" or p["deleted_at"] is not None:
-        return NotDue(f"campaign {p['campaign_status']}")
-    if p["status"] not in ("pending", "sent") or p["current_step"] != step:
-        return NotDue(f"participant {p['status']} at step {p['current_step']}")
-    if p["bd_account_id"] != bd_account_id or p["account_paused"]:
-        return NotDue("account changed or paused for this campaign")
-    if p["next_send_at"] is None or p["next_send_at"] > p["now"] + timedelta(seconds=1):
-        return NotDue("not due")
-
-    first_send = p["last_sent_at"] is None
-    if p["send_id"] is not None:
-        if p["send_status"] == "sent":
-            return Recovered(p["send_message_id"], first_send=first_send)
-        if p["send_status"] == "sending" and p["send_claimed_at"] + quarantine > p["now"]:
-            until = p["send_claimed_at"] + quarantine
-            await conn.execute("UPDATE campaign_sends SET status = 'in_doubt' WHERE id = $1", p["send_id"])
-            await _reschedule(conn, participant_id, until, "in_doubt")
-            return Quarantined(until)
-        if p["send_status"] in (*_RETRYABLE, "sending") and p["send_content"]:
-            attempts = await conn.fetchval(
-                f"""
-                WITH retry AS (
-                    UPDATE campaign_sends SET status = 'sending', attempts = attempts + 1, claimed_at = now()
-                    WHERE id = $1 RETURNING attempts
-                ), {_touch_account("$2", "$3")}
-                SELECT attempts FROM retry
-                """,
-                p["send_id"],
-                bd_account_id,
-                start_at,
-            )
-            return Claimed(
-                send_id=p["send_id"],
-                # The key this row was first sent with, whatever the step's position or number now.
-                idempotency_key=p["send_key"],
-                content=p["send_content"],
-                contact_id=p["contact_id"],
-                channel_id=p["channel_id"],
-                first_send=first_send,
-                attempts=attempts,
-                participant_attempts=p["attempts"],
-            )
-        # 'skipped' rows (or a row without text) fall through: decide again.
-
-    if p["contact_organization_id"] != p["organization_id"] or p["contact_deleted_at"] is not None:
-        return ContactGone("Contact was deleted")
-    if not p["channel_id"]:
-        return ContactGone("Contact has no Telegram ID or username")
-    stages: dict[uuid.UUID, uuid.UUID] = {}
-    if pipelines:
-        rows = await conn.fetch(
-            """
-            SELECT pipeline_id, stage_id FROM leads
-            WHERE organization_id = $1 AND contact_id = $2 AND deleted_at IS NULL AND pipeline_id = ANY($3::uuid[])
-            """,
-            p["organization_id"],
-            p["contact_id"],
-            list(pipelines),
-        )
-        stages = {r["pipeline_id"]: r["stage_id"] for r in rows}
-    fields = {name: p[name] for name in CONTACT_FIELDS}
-    decision = decide(
-        Facts(
-            contact=fields,
-            company_name=p["company_name"],
-            has_replied=p["replied_at"] is not None,
-            sent_before=not first_send,
-            lead_stages=stages,
-        )
-    )
-    key = idempotency_key(p["campaign_id"], participant_id, step_key)
-    if isinstance(decision, SkipStep):
-        await conn.execute(
-            """
-            INSERT INTO campaign_sends (campaign_participant_id, sequence_step, status, idempotency_key, campaign_id,
-                                        bd_account_id, attempts, claimed_at, completed_at, sent_at, metadata)
-            VALUES ($1, $2, 'skipped', $3, $4, $5, 0, now(), now(), now(), $6)
-            ON CONFLICT (campaign_participant_id, sequence_step) WHERE idempotency_key IS NOT NULL
-            DO UPDATE SET status = 'skipped', metadata = EXCLUDED.metadata, completed_at = now()
-            """,
-            participant_id,
-            step_key,
-            key,
-            p["campaign_id"],
-            bd_account_id,
-            {"event": "skipped", "reason": decision.reason, "detail": decision.detail},
-        )
-        await apply_updates(conn, [Advance(participant_id, step, decision.update, None, None)])
-        return Skipped(decision.update, decision.reason)
-
-    send_id = await conn.fetchval(
-        f"""
-        WITH claimed AS (
-            INSERT INTO campaign_sends (campaign_participant_id, sequence_step, status, idempotency_key, content,
-                                        campaign_id, bd_account_id, attempts, claimed_at, sent_at)
-            VALUES ($1, $2, 'sending', $3, $4, $5, $6, 1, now(), now())
-            ON CONFLICT (campaign_participant_id, sequence_step) WHERE idempotency_key IS NOT NULL
-            DO UPDATE SET status = 'sending', content = EXCLUDED.content, attempts = campaign_sends.attempts + 1,
-                          claimed_at = now(), metadata = '{{}}'
-            RETURNING id
-        ), {_touch_account("$6", "$7")}
-        SELECT id FROM claimed
-        """,
-        participant_id,
-        step_key,
-        key,
-        decision.text,
-        p["campaign_id"],
-        bd_account_id,
-        start_at,
-    )
-    return Claimed(
-        send_id=send_id,
-        idempotency_key=key,
-        content=decision.text,
-        contact_id=p["contact_id"],
-        channel_id=p["channel_id"],
-        first_send=first_send,
-        attempts=1,
-        participant_attempts=p["attempts"],
-    )
-
-
-def _touch_account(account: str, start_at: str) -> str:
-    """A CTE recording the account's last send start in the claim's own statement, so the gap survives a
-    restart at no extra round-trip (PostgreSQL runs a data-modifying CTE even when nothing reads it).
-    The claim runs ahead of the call (actors.limiter.CLAIM_LEAD), so what it records is when the call will
-    start: the planned start, or now if the claim ran late (the call then starts at once). The exact start
-    is the ledger's ``sent_at``, written with the outcome (storage/accounts.limiter_state reads both)."""
-    # clock_timestamp(), not now(): now() is the transaction's start, a slow claim's whole duration early.
-    start = f"GREATEST(clock_timestamp(), COALESCE({start_at}::timestamptz, clock_timestamp()))"
-    return f"""touched AS (
-            INSERT INTO campaign_account_state (bd_account_id, last_send_at, updated_at) VALUES ({account}, {start}, now())
-            ON CONFLICT (bd_account_id) DO UPDATE SET last_send_at = {start}, updated_at = now()
-        )"""
-
-
-async def _reschedule(conn: asyncpg.Connection, participant_id: uuid.UUID, at: datetime, reason: str) -> None:
-    await conn.execute(
-        "UPDATE campaign_participants SET next_send_at = $2, waiting_reason = $3, updated_at = now() WHERE id = $1",
-        participant_id,
-        at,
-        reason,
-    )
-
-
-async def finish_sends(
-    conn: asyncpg.Connection,
-    rows: Sequence[tuple[uuid.UUID, str, uuid.UUID | None, str | None, str | None, datetime | None]],
-) -> None:
-    """Record outcomes on ledger rows, in one statement: (id, status, message id, error class, error,
-    call start). ``sent_at`` is when the Messaging call started (the request was written), if it was made."""
-    if not rows:
-        return
-    ids, statuses, messages, classes, errors, starts = (list(col) for col in zip(*rows, strict=True))
-    await conn.execute(
-        """
-        UPDATE campaign_sends s
-        SET status = u.status, message_id = COALESCE(u.message_id, s.message_id), error_class = u.error_class,
-            last_error = u.error, sent_at = COALESCE(u.started, now()), completed_at = now()
-        FROM unnest($1::uuid[], $2::varchar[], $3::uuid[], $4::varchar[], $5::text[], $6::timestamptz[])
-             AS u (id, status, message_id, error_class, error, started)
-        WHERE s.id = u.id
-        """,
-        ids,
-        statuses,
-        messages,
-        classes,
-        errors,
-        starts,
-    )
-
-
 @attrs.frozen
 class Advance:
+    """A participant's next state after its step (``update``), as of the step it was at."""
+
     participant_id: uuid.UUID
     step: int
     update: ParticipantUpdate
     last_sent_at: datetime | None
     channel_id: str | None
+    lead_due: bool = False  # its pipeline lead is owed now (created by actors/leads.py)
 
 
-async def apply_updates(conn: asyncpg.Connection, advances: Sequence[Advance]) -> set[uuid.UUID]:
-    """Move participants on from their step, in one statement; each is guarded by its own step, so a reply
-    or another writer that got there first wins. Returns the participants that were still at their step."""
-    if not advances:
-        return set()
-    u = [a.update for a in advances]
-    rows = await conn.fetch(
-        """
+@attrs.frozen
+class Finished:
+    """A ledger row's outcome; ``started`` when the Messaging call started (the request was written)."""
+
+    send_id: uuid.UUID
+    status: str
+    message_id: uuid.UUID | None
+    error_class: str | None
+    error: str | None
+    started: datetime | None
+
+
+# One statement for a batch of outcomes: the ledger rows finished, the participants moved on from their
+# step — each guarded by its own step, so a reply or another writer that got there first wins, and a
+# participant that replied while its message was on the way still gets its last_sent_at (and its lead) —
+# and the outbox events. Data-modifying CTEs share one snapshot; no two of them touch the same row.
+_RECORD = f"""
+    WITH finished AS (
+        UPDATE campaign_sends s
+        SET status = f.status, message_id = COALESCE(f.message_id, s.message_id), error_class = f.error_class,
+            last_error = f.error, sent_at = COALESCE(f.started, now()), completed_at = now()
+        FROM unnest($12::uuid[], $13::varchar[], $14::uuid[], $15::varchar[], $16::text[], $17::timestamptz[])
+             AS f (id, status, message_id, error_class, error, started)
+        WHERE s.id = f.id
+    ), moved AS (
         UPDATE campaign_participants cp
         SET current_step = n.current_step, status = n.status, next_send_at = n.next_send_at,
             waiting_reason = n.waiting_reason, attempts = n.attempts, last_error = COALESCE(n.last_error, cp.last_error),
             failed_at = CASE WHEN n.status = 'failed' THEN now() ELSE cp.failed_at END,
             last_sent_at = COALESCE(n.last_sent_at, cp.last_sent_at), channel_id = COALESCE(n.channel_id, cp.channel_id),
+            lead_due_at = CASE WHEN n.lead AND cp.lead_created_at IS NULL THEN now() ELSE cp.lead_due_at END,
             updated_at = now()
         FROM unnest($1::uuid[], $2::int[], $3::int[], $4::varchar[], $5::timestamptz[], $6::varchar[], $7::int[],
-                    $8::text[], $9::timestamptz[], $10::varchar[])
+                    $8::text[], $9::timestamptz[], $10::varchar[], $11::bool[])
              AS n (id, step, current_step, status, next_send_at, waiting_reason, attempts, last_error, last_sent_at,
-                   channel_id)
+                   channel_id, lead)
         WHERE cp.id = n.id AND cp.current_step = n.step AND cp.status IN ('pending', 'sent')
         RETURNING cp.id
-        """,
+    ), sent_anyway AS (
+        UPDATE campaign_participants cp
+        SET last_sent_at = COALESCE(a.at, cp.last_sent_at),
+            lead_due_at = CASE WHEN a.lead AND cp.lead_created_at IS NULL THEN now() ELSE cp.lead_due_at END,
+            updated_at = now()
+        FROM unnest($1::uuid[], $9::timestamptz[], $11::bool[]) AS a (id, at, lead)
+        WHERE cp.id = a.id AND (a.at IS NOT NULL OR a.lead) AND a.id NOT IN (SELECT id FROM moved)
+    ), events AS ({outbox.insert_many(18)})
+    SELECT id FROM moved
+"""
+
+
+async def record(
+    conn: asyncpg.Connection,
+    advances: Sequence[Advance],
+    finished: Sequence[Finished] = (),
+    events: Sequence[tuple[str, uuid.UUID | None, dict[str, Any]]] = (),
+) -> set[uuid.UUID]:
+    """Outcomes in one statement: participants moved on, ledger rows finished, ``(event_type, organization,
+    data)`` events in the outbox. Returns the participants that were still at their step."""
+    if not (advances or finished or events):
+        return set()
+    u = [a.update for a in advances]
+    rows = await conn.fetch(
+        _RECORD,
         [a.participant_id for a in advances],
         [a.step for a in advances],
         [x.current_step for x in u],
@@ -382,28 +179,16 @@ async def apply_updates(conn: asyncpg.Connection, advances: Sequence[Advance]) -
         [x.last_error for x in u],
         [a.last_sent_at for a in advances],
         [a.channel_id for a in advances],
+        [a.lead_due for a in advances],
+        [f.send_id for f in finished],
+        [f.status for f in finished],
+        [f.message_id for f in finished],
+        [f.error_class for f in finished],
+        [f.error for f in finished],
+        [f.started for f in finished],
+        *outbox.rows(events),
     )
-    moved = {r["id"] for r in rows}
-    sent_anyway = [a for a in advances if a.participant_id not in moved and a.last_sent_at is not None]
-    if sent_anyway:
-        # Replied (or stopped) while the message was on its way: it was still sent.
-        await conn.execute(
-            """
-            UPDATE campaign_participants cp SET last_sent_at = u.at, updated_at = now()
-            FROM unnest($1::uuid[], $2::timestamptz[]) AS u (id, at) WHERE cp.id = u.id
-            """,
-            [a.participant_id for a in sent_anyway],
-            [a.last_sent_at for a in sent_anyway],
-        )
-    return moved
-
-
-async def mark_leads_due(conn: asyncpg.Connection, participant_ids: Sequence[uuid.UUID]) -> None:
-    if participant_ids:
-        await conn.execute(
-            "UPDATE campaign_participants SET lead_due_at = now() WHERE id = ANY($1::uuid[]) AND lead_created_at IS NULL",
-            list(participant_ids),
-        )
+    return {r["id"] for r in rows}
 
 
 async def recover_unfinished(conn: asyncpg.Connection, quarantine: timedelta) -> int:

@@ -85,13 +85,29 @@ async def enqueue(
     return event_id
 
 
-async def enqueue_many(
-    conn: asyncpg.Connection, events: Sequence[tuple[str, UUID | None, dict[str, Any]]]
-) -> list[UUID]:
-    """:func:`enqueue` for many ``(event_type, organization_id, data)`` in one statement, in order."""
-    if not events:
-        return []
-    ids, orgs, types, envelopes = [], [], [], []
+def insert_many(first: int = 1) -> str:
+    """Many events in one statement, in order: parameters ``$first`` to ``$first+3`` are the columns of
+    :func:`rows` (another statement can embed it as a data-modifying CTE)."""
+    a, b, c, d = (f"${first + i}" for i in range(4))
+    return f"""
+    INSERT INTO campaign_outbox (id, organization_id, event_type, envelope)
+    SELECT e.id, e.org, e.type,
+           jsonb_set(e.envelope, '{{timestamp}}',
+                     to_jsonb(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
+    FROM unnest({a}::uuid[], {b}::uuid[], {c}::varchar[], {d}::jsonb[]) WITH ORDINALITY AS e (id, org, type, envelope, n)
+    ORDER BY e.n
+    """
+
+
+def rows(
+    events: Sequence[tuple[str, UUID | None, dict[str, Any]]],
+) -> tuple[list[UUID], list[UUID | None], list[str], list[dict[str, Any]]]:
+    """The columns :func:`insert_many` takes for ``(event_type, organization_id, data)`` events: ids,
+    organizations, types, v1 envelopes (their timestamp set by the insert)."""
+    ids: list[UUID] = []
+    orgs: list[UUID | None] = []
+    types: list[str] = []
+    envelopes: list[dict[str, Any]] = []
     for event_type, organization_id, data in events:
         if not event_type or len(event_type) > _MAX_TYPE_LENGTH:
             raise ValueError(f"event_type must be 1..{_MAX_TYPE_LENGTH} characters, got {event_type!r}")
@@ -108,21 +124,18 @@ async def enqueue_many(
                 "data": data,
             }
         )
-    await conn.execute(
-        """
-        INSERT INTO campaign_outbox (id, organization_id, event_type, envelope)
-        SELECT e.id, e.org, e.type,
-               jsonb_set(e.envelope, '{timestamp}',
-                         to_jsonb(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
-        FROM unnest($1::uuid[], $2::uuid[], $3::varchar[], $4::jsonb[]) WITH ORDINALITY AS e (id, org, type, envelope, n)
-        ORDER BY e.n
-        """,
-        ids,
-        orgs,
-        types,
-        envelopes,
-    )
-    return ids
+    return ids, orgs, types, envelopes
+
+
+async def enqueue_many(
+    conn: asyncpg.Connection, events: Sequence[tuple[str, UUID | None, dict[str, Any]]]
+) -> list[UUID]:
+    """:func:`enqueue` for many ``(event_type, organization_id, data)`` in one statement, in order."""
+    if not events:
+        return []
+    columns = rows(events)
+    await conn.execute(insert_many(), *columns)
+    return columns[0]
 
 
 async def try_lock_relay(conn: asyncpg.Connection) -> bool:
