@@ -763,11 +763,7 @@ async def running_service(
     and HTTP app, as ``campaignsvc serve`` composes them; ``statements`` logs every query."""
     assert settings.database_url is not None
     if messaging is None:
-        messaging = MessagingClient(
-            settings.messaging_service_url,
-            timeout_s=settings.messaging_timeout_s,
-            internal_auth_secret=settings.internal_auth_secret,
-        )
+        messaging = MessagingClient.from_settings(settings)
     async with open_store(settings, statements) as store:
         runtime = build(settings, store, messaging=messaging)
         supervisor = runtime.supervisor

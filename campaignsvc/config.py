@@ -45,6 +45,8 @@ class Settings:
     # POST /api/campaigns/events: the credential of services that deliver events over HTTP.
     events_ingest_secret: str | None = None
     messaging_timeout_s: float = 150.0
+    # Messaging calls in flight at once, over as many pooled keep-alive connections (docs/operations.md).
+    messaging_max_connections: int = 64
     # Throttling (original-v1 §1.1).
     min_gap_ms_same_bd_account: int = 360_000
     max_sends_per_account_per_day: int = 20
@@ -107,6 +109,7 @@ class Settings:
                 "CAMPAIGN_MESSAGING_HTTP_TIMEOUT_MS", 150_000, low=100, high=3_600_000
             )
             / 1000.0,
+            messaging_max_connections=r.integer("CAMPAIGN_MESSAGING_MAX_CONNECTIONS", 64, low=1, high=1000),
             min_gap_ms_same_bd_account=r.integer(
                 "CAMPAIGN_MIN_GAP_MS_SAME_BD_ACCOUNT", 360_000, low=0, high=86_400_000
             ),

@@ -83,11 +83,7 @@ class Supervisor:
         # limiters loading at once waited out the pool's acquire timeout and crashed.
         self._boot = trio.CapacityLimiter(max(1, settings.db_pool_max // 2))
         self.state = "starting"
-        self._messaging = messaging or MessagingClient(
-            settings.messaging_service_url,
-            timeout_s=settings.messaging_timeout_s,
-            internal_auth_secret=settings.internal_auth_secret,
-        )
+        self._messaging = messaging or MessagingClient.from_settings(settings)
         self.recorder = Recorder(store, release=self._release, bus=self.bus)
         self.claimer = Claimer(store, quarantine=dt.timedelta(seconds=settings.in_doubt_retry_after_s))
         self.reconciler = Reconciler(self)

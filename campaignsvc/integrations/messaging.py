@@ -1,6 +1,6 @@
 """The CRM's Messaging Service: ``POST {MESSAGING_SERVICE_URL}/api/messaging/send`` (original-v1 §5.3).
 
-The one boundary where httpx outcomes become :class:`Delivered` or a classified
+The one boundary where HTTP outcomes (integrations/http11.py) become :class:`Delivered` or a classified
 :class:`campaignsvc.domain.delivery.Failure`. Nothing is retried here: the caller decides, because only
 it knows the ledger state (a timed-out request may have been delivered and must be retried with the
 same idempotency key after the quarantine, never at once).
@@ -8,14 +8,16 @@ same idempotency key after the quarantine, never at once).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import attrs
-import httpx
 
+from campaignsvc.config import Settings
 from campaignsvc.domain.delivery import Failure, classify_response, classify_transport
+from campaignsvc.integrations.http11 import Http11Pool, TransportFailure
 
 
 @attrs.frozen
@@ -36,37 +38,11 @@ class SendCommand:
     correlation_id: str
 
 
-def _transport_kind(exc: httpx.HTTPError) -> str:
-    # Only failures that happen before the request reached the server are safe to call "not sent".
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
-        return "connect"
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
-        return "reset"
-    return "protocol"
-
-
 def _parse_uuid(value: Any) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value))
     except (ValueError, TypeError):
         return None
-
-
-_REQUEST_WRITTEN = ("http11.send_request_body.complete", "http2.send_request_body.complete")
-
-
-def _sent_hook(on_sent: Callable[[], None] | None) -> dict[str, Any]:
-    """httpcore's trace extension, reduced to the one event that says the request is on the wire."""
-    if on_sent is None:
-        return {}
-
-    async def trace(event: str, info: dict[str, Any]) -> None:
-        if event in _REQUEST_WRITTEN:
-            on_sent()
-
-    return {"trace": trace}
 
 
 class MessagingClient:
@@ -78,16 +54,23 @@ class MessagingClient:
         *,
         timeout_s: float,
         internal_auth_secret: str | None = None,
-        max_connections: int = 500,
-        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 64,
     ) -> None:
-        headers = {"x-internal-auth": internal_auth_secret} if internal_auth_secret else {}
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            headers=headers,
-            transport=transport,
+        self._auth = [(b"x-internal-auth", internal_auth_secret.encode())] if internal_auth_secret else []
+        self._http = Http11Pool(
+            base_url.rstrip("/"),
+            max_connections=max_connections,
+            timeout_s=timeout_s,
+            connect_timeout_s=min(timeout_s, 10.0),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MessagingClient:
+        return cls(
+            settings.messaging_service_url,
+            timeout_s=settings.messaging_timeout_s,
+            internal_auth_secret=settings.internal_auth_secret,
+            max_connections=settings.messaging_max_connections,
         )
 
     async def aclose(self) -> None:
@@ -98,12 +81,14 @@ class MessagingClient:
     ) -> Delivered | Failure:
         """``on_sent`` is called the moment the request has been written to the connection: the instant
         the message left, which an event-loop stall or a new connection can put well after the call began."""
-        headers = {
-            "x-organization-id": str(command.organization_id),
-            "x-correlation-id": command.correlation_id,
-        }
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"x-organization-id", str(command.organization_id).encode()),
+            (b"x-correlation-id", command.correlation_id.encode()),
+            *self._auth,
+        ]
         if command.user_id is not None:
-            headers["x-user-id"] = str(command.user_id)
+            headers.append((b"x-user-id", str(command.user_id).encode()))
         body = {
             "contactId": str(command.contact_id),
             "channel": "telegram",
@@ -114,24 +99,19 @@ class MessagingClient:
             "idempotencyKey": command.idempotency_key,
         }
         try:
-            response = await self._http.post(
-                "/api/messaging/send", json=body, headers=headers, extensions=_sent_hook(on_sent)
+            response = await self._http.request(
+                b"POST", "/api/messaging/send", headers, json.dumps(body).encode(), on_sent=on_sent
             )
-        except httpx.HTTPError as exc:
-            return classify_transport(_transport_kind(exc))
-        if 200 <= response.status_code < 300:
-            try:
-                row = response.json()
-            except ValueError:
-                row = {}
-            if not isinstance(row, dict):
-                row = {}
+        except TransportFailure as exc:
+            return classify_transport(exc.kind)
+        try:
+            payload: Any = json.loads(response.body)
+        except ValueError:
+            payload = response.body.decode(errors="replace")
+        if 200 <= response.status < 300:
+            row = payload if isinstance(payload, dict) else {}
             channel = row.get("channel_id")
             return Delivered(
                 message_id=_parse_uuid(row.get("id")), channel_id=str(channel) if channel else None
             )
-        try:
-            payload: Any = response.json()
-        except ValueError:
-            payload = response.text
-        return classify_response(response.status_code, payload)
+        return classify_response(response.status, payload)
