@@ -64,6 +64,18 @@ async def audience_contacts(
     )
 
 
+_SCHEDULED_COLUMNS = (
+    "campaign_id",
+    "contact_id",
+    "bd_account_id",
+    "channel_id",
+    "next_send_at",
+    "status",
+    "current_step",
+    "enqueue_order",
+)
+
+
 async def insert_scheduled(
     conn: asyncpg.Connection,
     campaign_id: uuid.UUID,
@@ -74,23 +86,40 @@ async def insert_scheduled(
     due: Sequence[datetime],
     step: int,
 ) -> int:
-    status = await conn.execute(
-        """
-        INSERT INTO campaign_participants (campaign_id, contact_id, bd_account_id, channel_id, next_send_at, status,
-                                           current_step, enqueue_order)
-        SELECT $1, u.contact, u.account, u.channel, u.due, 'pending', $7, u.position
-        FROM unnest($2::uuid[], $3::int[], $4::uuid[], $5::varchar[], $6::timestamptz[])
-             AS u (contact, position, account, channel, due)
-        ON CONFLICT (campaign_id, contact_id) DO NOTHING
-        """,
-        campaign_id,
-        list(contact_ids),
-        list(orders),
-        list(accounts),
-        list(channels),
-        list(due),
-        step,
-    )
+    """New participants already scheduled; a contact already in the campaign is skipped. Written with
+    COPY (no per-row conflict check, binary rows): a unique violation — a contact added meanwhile by another
+    writer — rolls back to a savepoint and the rows go again through ``INSERT … ON CONFLICT DO NOTHING``."""
+    if not contact_ids:
+        return 0
+    records = [
+        (campaign_id, contact, account, channel, at, "pending", step, position)
+        for contact, position, account, channel, at in zip(
+            contact_ids, orders, accounts, channels, due, strict=True
+        )
+    ]
+    try:
+        async with conn.transaction():
+            status = await conn.copy_records_to_table(
+                "campaign_participants", records=records, columns=_SCHEDULED_COLUMNS
+            )
+    except asyncpg.UniqueViolationError:
+        status = await conn.execute(
+            """
+            INSERT INTO campaign_participants (campaign_id, contact_id, bd_account_id, channel_id, next_send_at,
+                                               status, current_step, enqueue_order)
+            SELECT $1, u.contact, u.account, u.channel, u.due, 'pending', $7, u.position
+            FROM unnest($2::uuid[], $3::int[], $4::uuid[], $5::varchar[], $6::timestamptz[])
+                 AS u (contact, position, account, channel, due)
+            ON CONFLICT (campaign_id, contact_id) DO NOTHING
+            """,
+            campaign_id,
+            list(contact_ids),
+            list(orders),
+            list(accounts),
+            list(channels),
+            list(due),
+            step,
+        )
     return int(status.rsplit(" ", 1)[-1])
 
 
