@@ -4,12 +4,20 @@ Used by ``/start`` (the audience), ``participants/add``, ``participants-bulk`` i
 dynamic enrolment. Accounts are assigned round-robin by load (a participant keeps an account it already
 has, if that account may send); first sends are spread per account at the campaign's gap, inside the
 window and under the daily cap (R-LIFE-1), continuing after what the account already has queued.
+
+A start whose audience has more than ``WRITE_AT_ONCE`` contacts places them all, writes the ``FIRST_ROWS``
+due first with the activation, and leaves the rest (:class:`Pending`) to a second transaction once the
+first has committed (``usecases/lifecycle.finish_start``), so the campaign's first messages go out while
+the rest is written. Until then the campaign has a ``campaign_enrolments`` row (migrations/0009); should
+the second transaction never commit, the next enrolment of the campaign finds that row free and enrols
+the audience's missing contacts (:func:`finish_audience`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import heapq
+import itertools
 import random
 import uuid
 
@@ -32,10 +40,37 @@ class NoSendingAccount(CampaignsvcError):
     """None of the campaign's BD accounts is active in the organization."""
 
 
+# Above this many contacts a start writes its audience in two transactions; the first holds the
+# FIRST_ROWS participants due first. One COPY statement writes at most COPY_ROWS rows (a statement must end
+# within the pool's statement timeout: 100,000 rows take 2-5 s here).
+WRITE_AT_ONCE = 5_000
+FIRST_ROWS = 2_000
+COPY_ROWS = 50_000
+
+
+@attrs.frozen
+class Pending:
+    """Participants a start placed but has not written: a campaign's rows in due order, and the campaign's
+    ``updated_at`` after the start (``version``), which tells whether anything changed it since."""
+
+    campaign_id: uuid.UUID
+    contact_ids: list[uuid.UUID]
+    positions: list[int]
+    accounts: list[uuid.UUID]
+    channels: list[str]
+    due: list[dt.datetime]
+    step: int
+    version: dt.datetime | None = None
+
+    def __len__(self) -> int:
+        return len(self.contact_ids)
+
+
 @attrs.frozen
 class Enrolled:
     scheduled: int
     unreachable: int
+    pending: Pending | None = None  # placed (and counted in ``scheduled``), not written yet
 
 
 def channel_of(telegram_id: str | None, username: str | None) -> str | None:
@@ -148,7 +183,10 @@ async def _place(
 async def enrol(
     conn: asyncpg.Connection, plan: CampaignPlan, *, settings: Settings, now: dt.datetime, rng: random.Random
 ) -> Enrolled:
-    """Schedule the campaign's participants that were never scheduled; the unreachable ones fail."""
+    """Schedule the campaign's participants that were never scheduled; the unreachable ones fail. An
+    audience whose writing a start left unfinished (nobody writing it any more) is finished first."""
+    if await db.hold_enrolment(conn, plan.id, wait=False):
+        await finish_audience(conn, plan, settings=settings, now=now, rng=rng)
     rows = await db.unscheduled(conn, plan.id)
     if not rows:
         return Enrolled(0, 0)
@@ -171,24 +209,114 @@ async def enrol_audience(
     rng: random.Random,
 ) -> Enrolled:
     """Start from the audience definition (original-v1 §2.7 path B): its contacts become participants
-    already scheduled, in one insert — writing each row once instead of inserting then updating it."""
+    already scheduled — each row written once instead of inserted then updated. Past ``WRITE_AT_ONCE``
+    contacts only the ``FIRST_ROWS`` due first are written; the rest comes back as ``pending``, and the
+    campaign is marked as still enrolling (``campaign_enrolments``)."""
     contacts = await db.audience_contacts(conn, plan.organization_id, plan.audience)
     if not contacts:
         return Enrolled(0, 0)
+    rows, unreachable = await _placed_rows(conn, plan, contacts, settings=settings, now=now, rng=rng)
+    if len(rows) <= WRITE_AT_ONCE:
+        return Enrolled(scheduled=await _write(conn, rows), unreachable=unreachable)
+    first, pending = _due_first(rows, FIRST_ROWS)
+    inserted = await _write(conn, first)
+    await db.begin_enrolment(conn, plan.id)
+    return Enrolled(scheduled=inserted + len(pending), unreachable=unreachable, pending=pending)
+
+
+async def write_pending(conn: asyncpg.Connection, pending: Pending) -> int:
+    """Write the rest of a start's audience, as placed (the caller holds the campaign's enrolment)."""
+    return await _write(conn, pending)
+
+
+async def finish_audience(
+    conn: asyncpg.Connection, plan: CampaignPlan, *, settings: Settings, now: dt.datetime, rng: random.Random
+) -> int:
+    """The audience's contacts that are not participants yet, placed after what each account has queued
+    and written; the campaign's enrolment ends (the caller holds it). For a start whose second transaction
+    never committed, or whose campaign changed before it ran."""
+    contacts = await db.audience_contacts(conn, plan.organization_id, plan.audience, missing_from=plan.id)
+    written = 0
+    if contacts:
+        rows, _ = await _placed_rows(conn, plan, contacts, settings=settings, now=now, rng=rng)
+        written = await _write(conn, rows)
+    await db.end_enrolment(conn, plan.id)
+    return written
+
+
+async def _placed_rows(
+    conn: asyncpg.Connection,
+    plan: CampaignPlan,
+    contacts: list[asyncpg.Record],
+    *,
+    settings: Settings,
+    now: dt.datetime,
+    rng: random.Random,
+) -> tuple[Pending, int]:
+    """The audience's contacts placed, as rows account by account (each account's in due order); and how
+    many have no channel to write to."""
     members = [_Member(r["id"], None, r["telegram_id"], r["username"]) for r in contacts]
     placed = await _place(conn, plan, members, settings=settings, now=now, rng=rng)
-    order = {r["id"]: i for i, r in enumerate(contacts)}
-    inserted = await db.insert_scheduled(
-        conn,
+    position = {r["id"]: r["position"] for r in contacts}
+    rows = Pending(
         plan.id,
         placed.keys,
-        [order[k] for k in placed.keys],
+        [position[k] for k in placed.keys],
         placed.accounts,
         placed.channels,
         placed.due,
         placed.step,
     )
-    return Enrolled(scheduled=inserted, unreachable=len(placed.unreachable))
+    return rows, len(placed.unreachable)
+
+
+def _due_first(rows: Pending, count: int) -> tuple[Pending, Pending]:
+    """The ``count`` rows due first (then first in the audience), and the others. Each account's rows are
+    in due order already: merging the accounts' runs up to ``count`` rows finds them without sorting all."""
+    runs: list[range] = []
+    start = 0
+    for i in range(1, len(rows) + 1):
+        if i == len(rows) or rows.accounts[i] != rows.accounts[start]:
+            runs.append(range(start, i))
+            start = i
+    merged = heapq.merge(*(((rows.due[i], rows.positions[i], i) for i in run) for run in runs))
+    first = [i for _, _, i in itertools.islice(merged, count)]
+    taken = set(first)
+    rest = [i for i in range(len(rows)) if i not in taken]
+    return _pick(rows, first), _pick(rows, rest)
+
+
+def _pick(rows: Pending, indices: list[int]) -> Pending:
+    return attrs.evolve(
+        rows,
+        contact_ids=[rows.contact_ids[i] for i in indices],
+        positions=[rows.positions[i] for i in indices],
+        accounts=[rows.accounts[i] for i in indices],
+        channels=[rows.channels[i] for i in indices],
+        due=[rows.due[i] for i in indices],
+    )
+
+
+def _slice(rows: Pending, start: int, end: int) -> Pending:
+    return attrs.evolve(
+        rows,
+        contact_ids=rows.contact_ids[start:end],
+        positions=rows.positions[start:end],
+        accounts=rows.accounts[start:end],
+        channels=rows.channels[start:end],
+        due=rows.due[start:end],
+    )
+
+
+async def _write(conn: asyncpg.Connection, rows: Pending) -> int:
+    written = 0
+    for start in range(0, len(rows), COPY_ROWS):
+        part = _slice(rows, start, start + COPY_ROWS)
+        written += await db.insert_scheduled(
+            conn, part.campaign_id, part.contact_ids, part.positions, part.accounts, part.channels, part.due,
+            part.step,
+        )  # fmt: skip
+    return written
 
 
 async def respread_overdue(

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, Field
 from quart import Blueprint
 
+from campaignsvc.actors.messages import ParticipantsChanged
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
@@ -96,7 +97,31 @@ async def _run(use_case: Any, *args: Any) -> dict[str, Any]:
     errors=(404,),
 )
 async def start_campaign(id: uuid.UUID) -> dict[str, Any]:
-    return await _run(uc.start, _caller(), id, _ctx())
+    """Answers once every participant is scheduled. A large audience takes two transactions: the second
+    writes the rest while the campaign, active since the first, already sends — its actor is told once
+    the second holds the campaign's enrolment. Should the second fail, the actor finishes the audience."""
+    caller, ctx, svc = _caller(), _ctx(), services()
+    started = await svc.store.run(uc.start, caller, id, ctx)
+    pending = started.value.pending
+    if pending is None:
+        return dict(_publish(started).row.items())
+    told = False
+
+    def tell() -> None:
+        nonlocal told
+        if not told:
+            told = True
+            _publish(started)
+
+    try:
+        finished = await svc.store.run(uc.finish_start, caller, pending, ctx, tell)
+    except BaseException:
+        tell()
+        svc.bus.publish(ParticipantsChanged(id))
+        raise
+    tell()
+    _publish(finished)
+    return dict(started.value.row.items())
 
 
 @endpoint(

@@ -94,7 +94,15 @@ async def get(conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID) 
 async def get_for_update(
     conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID
 ) -> asyncpg.Record | None:
-    """The campaign row locked until the end of the caller's transaction (status transitions)."""
+    """The campaign row locked until the end of the caller's transaction (status transitions).
+
+    A start still writing its audience (migrations/0009) is waited for first: the change then sees every
+    participant, as it did when a start was one transaction. That lock comes before the campaign's, in
+    the order the writer takes them (the rows it inserts lock the campaign for their foreign key)."""
+    await conn.execute(
+        "SELECT 1 FROM campaign_enrolments WHERE campaign_id = $1 FOR SHARE",
+        campaign_id,
+    )
     return await conn.fetchrow(
         "SELECT * FROM campaigns WHERE id = $1 AND organization_id = $2 AND deleted_at IS NULL FOR UPDATE",
         campaign_id,

@@ -25,42 +25,52 @@ _REACHABLE = "ct.deleted_at IS NULL AND (NULLIF(TRIM(ct.telegram_id), '') IS NOT
 
 
 async def audience_contacts(
-    conn: asyncpg.Connection, org: uuid.UUID, audience: Audience
+    conn: asyncpg.Connection, org: uuid.UUID, audience: Audience, *, missing_from: uuid.UUID | None = None
 ) -> list[asyncpg.Record]:
     """The audience's contacts in order (original-v1 §2.7 path B): only this organization's contacts that
-    are not deleted and have a Telegram id or username; ``contactIds`` or the filters, up to ``limit``."""
+    are not deleted and have a Telegram id or username; ``contactIds`` or the filters, up to ``limit``;
+    ``position`` is each one's place in the audience (from 0).
+
+    ``missing_from``: of those, the ones that are not participants of that campaign (the rest of an audience
+    whose writing was interrupted); ``onlyNew`` then does not count that campaign's participants."""
     limit = DEFAULT_AUDIENCE_LIMIT if audience.limit is None else min(audience.limit, MAX_AUDIENCE)
     if audience.contact_ids:
-        return await conn.fetch(
-            f"""
-            SELECT ct.id, ct.telegram_id, ct.username
+        query = f"""
+            SELECT ct.id, ct.telegram_id, ct.username, (w.n - 1)::int AS position
             FROM unnest($2::uuid[]) WITH ORDINALITY AS w (id, n)
             JOIN contacts ct ON ct.id = w.id AND ct.organization_id = $1 AND {_REACHABLE}
             ORDER BY w.n
             LIMIT $3
-            """,
-            org,
-            list(audience.contact_ids),
-            limit,
-        )
+            """
+        args: list[object] = [org, list(audience.contact_ids), limit]
+    else:
+        query = f"""
+            SELECT ct.id, ct.telegram_id, ct.username,
+                   (row_number() OVER (ORDER BY ct.created_at, ct.id))::int - 1 AS position
+            FROM contacts ct
+            WHERE ct.organization_id = $1 AND {_REACHABLE}
+              AND ($2::uuid IS NULL OR ct.company_id = $2)
+              AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM leads l WHERE l.contact_id = ct.id AND l.pipeline_id = $3
+                                               AND l.organization_id = $1 AND l.deleted_at IS NULL))
+              AND (NOT $4 OR NOT EXISTS (SELECT 1 FROM campaign_participants cp JOIN campaigns c ON c.id = cp.campaign_id
+                                         WHERE cp.contact_id = ct.id AND c.organization_id = $1 AND c.deleted_at IS NULL
+                                           AND c.id IS DISTINCT FROM $6::uuid))
+            ORDER BY ct.created_at, ct.id
+            LIMIT $5
+            """
+        args = [org, audience.company_id, audience.pipeline_id, audience.only_new, limit, missing_from]
+    if missing_from is None:
+        return await conn.fetch(query, *args)
+    if audience.contact_ids:
+        args.append(missing_from)
     return await conn.fetch(
         f"""
-        SELECT ct.id, ct.telegram_id, ct.username
-        FROM contacts ct
-        WHERE ct.organization_id = $1 AND {_REACHABLE}
-          AND ($2::uuid IS NULL OR ct.company_id = $2)
-          AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM leads l WHERE l.contact_id = ct.id AND l.pipeline_id = $3
-                                           AND l.organization_id = $1 AND l.deleted_at IS NULL))
-          AND (NOT $4 OR NOT EXISTS (SELECT 1 FROM campaign_participants cp JOIN campaigns c ON c.id = cp.campaign_id
-                                     WHERE cp.contact_id = ct.id AND c.organization_id = $1 AND c.deleted_at IS NULL))
-        ORDER BY ct.created_at, ct.id
-        LIMIT $5
+        SELECT a.* FROM ({query}) a
+        WHERE NOT EXISTS (SELECT 1 FROM campaign_participants p
+                          WHERE p.campaign_id = ${len(args)} AND p.contact_id = a.id)
+        ORDER BY a.position
         """,
-        org,
-        audience.company_id,
-        audience.pipeline_id,
-        audience.only_new,
-        limit,
+        *args,
     )
 
 
@@ -121,6 +131,28 @@ async def insert_scheduled(
             step,
         )
     return int(status.rsplit(" ", 1)[-1])
+
+
+async def begin_enrolment(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> None:
+    """The campaign's audience is not all written yet (migrations/0009)."""
+    await conn.execute(
+        "INSERT INTO campaign_enrolments (campaign_id) VALUES ($1) ON CONFLICT DO NOTHING", campaign_id
+    )
+
+
+async def hold_enrolment(conn: asyncpg.Connection, campaign_id: uuid.UUID, *, wait: bool) -> bool:
+    """True when the campaign's audience is not all written and this transaction now holds that (its row
+    locked until the end of the transaction): waiting for another holder to finish with ``wait``, else
+    False while one holds it."""
+    skip = "" if wait else " SKIP LOCKED"
+    found = await conn.fetchval(
+        f"SELECT true FROM campaign_enrolments WHERE campaign_id = $1 FOR UPDATE{skip}", campaign_id
+    )
+    return bool(found)
+
+
+async def end_enrolment(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> None:
+    await conn.execute("DELETE FROM campaign_enrolments WHERE campaign_id = $1", campaign_id)
 
 
 async def add_contacts(

@@ -79,10 +79,16 @@ async def complete_if_done(
     if left["open"]:
         oldest = left["oldest_wait"]
         return False, (oldest + reply_wait if oldest is not None else None)
+    # Checked again in the statement that completes, with the enrolment (one snapshot): a start still
+    # writing its audience (migrations/0009) commits its rows and ends its enrolment together, so whichever
+    # side of that commit this statement sees, it does not complete a campaign with participants coming.
     row = await conn.fetchrow(
         """
         UPDATE campaigns SET status = 'completed', status_reason = 'finished', completed_at = now(), updated_at = now()
         WHERE id = $1 AND status = 'active'
+          AND NOT EXISTS (SELECT 1 FROM campaign_enrolments e WHERE e.campaign_id = $1)
+          AND NOT EXISTS (SELECT 1 FROM campaign_participants cp
+                          WHERE cp.campaign_id = $1 AND cp.status IN ('pending', 'sent'))
         RETURNING organization_id
         """,
         campaign_id,

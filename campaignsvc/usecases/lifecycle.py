@@ -2,21 +2,26 @@
 they share with the participant and account changes (enrolment, reopening a completed campaign).
 
 Each transition is one transaction (its event goes to the outbox in it) and returns the new campaign row
-with the message the actors need; none of them ever resets a participant's progress.
+with the message the actors need; none of them ever resets a participant's progress. A start from a draft
+with a large audience is the exception: it activates the campaign with the participants due first, and
+:func:`finish_start` writes the rest in a second transaction (actors/enrolment.py).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import asyncpg
+import attrs
 
 from campaignsvc.actors import enrolment
-from campaignsvc.actors.messages import CampaignActivated, CampaignDeactivated
+from campaignsvc.actors.messages import CampaignActivated, CampaignDeactivated, ParticipantsChanged
 from campaignsvc.domain import steps as st
 from campaignsvc.domain.campaign import CampaignPlan
 from campaignsvc.domain.status import CampaignStatus, ParticipantStatus
 from campaignsvc.domain.templates import TemplateError
+from campaignsvc.storage import campaigns as campaigns_db
 from campaignsvc.storage import dispatch
 from campaignsvc.storage import enrolment as enrolment_db
 from campaignsvc.storage import lifecycle as db
@@ -84,18 +89,29 @@ async def reopen(conn: asyncpg.Connection, caller: Caller, campaign_id: uuid.UUI
     return CampaignActivated(campaign_id)
 
 
+@attrs.frozen
+class Started:
+    """A started campaign's row, and the participants its start placed but left to :func:`finish_start`."""
+
+    row: asyncpg.Record
+    pending: enrolment.Pending | None = None
+
+
 async def start(
     conn: asyncpg.Connection, caller: Caller, campaign_id: uuid.UUID, ctx: Context
-) -> Result[asyncpg.Record]:
+) -> Result[Started]:
     """draft → active with its audience enrolled; paused → active (a resume); completed → active with
-    the participants not yet scheduled. Progress is never reset."""
+    the participants not yet scheduled. Progress is never reset. A large audience is only partly written
+    here: the rest is ``pending``, for :func:`finish_start` once this transaction has committed."""
     current = await campaign(conn, caller.organization_id, campaign_id, lock=True)
     if current["status"] not in (CampaignStatus.DRAFT, CampaignStatus.PAUSED, CampaignStatus.COMPLETED):
         raise WrongState("Campaign can be started only from draft, paused or completed")
     plan = await plan_of(conn, campaign_id, ctx)
     check_startable(plan, ctx)
     if current["status"] == CampaignStatus.PAUSED:
-        return await _resume(conn, caller, plan, ctx)
+        resumed = await _resume(conn, caller, plan, ctx)
+        return Result(Started(resumed.value), resumed.messages)
+    pending = None
     if not await enrolment_db.participant_count(conn, campaign_id):
         try:
             added = await enrolment.enrol_audience(
@@ -105,6 +121,7 @@ async def start(
             raise Invalid(str(exc)) from None
         if not added.scheduled:
             raise Invalid(NO_AUDIENCE)
+        pending = added.pending
     else:
         await enrol(conn, plan, ctx)
     if not await db.open_participants(conn, campaign_id):
@@ -114,7 +131,47 @@ async def start(
     )
     assert row is not None
     await record_event(conn, caller, "campaign.started", campaign_id)
-    return Result(row, (CampaignActivated(campaign_id),))
+    if pending is not None:
+        pending = attrs.evolve(pending, version=row["updated_at"])
+    return Result(Started(row, pending), (CampaignActivated(campaign_id),))
+
+
+async def finish_start(
+    conn: asyncpg.Connection,
+    caller: Caller,
+    pending: enrolment.Pending,
+    ctx: Context,
+    held: Callable[[], None] = lambda: None,
+) -> Result[int]:
+    """The second transaction of a large start: the participants it placed and did not write, written;
+    the campaign's enrolment ends. Returns how many were written (0 when someone else finished it).
+
+    It holds the campaign's enrolment while it writes, so changes to the campaign wait for it, and calls
+    ``held`` once it does: the start's messages go out then, so the campaign's actor, which finishes any
+    enrolment nobody holds, finds this one held. A change that came in between the two transactions (the
+    campaign's ``updated_at`` moved: its accounts or audience may differ) makes it place the audience's
+    missing contacts again from what the campaign is now."""
+    campaign_id = pending.campaign_id
+    mine = await enrolment_db.hold_enrolment(conn, campaign_id, wait=True)
+    held()
+    if not mine:
+        return Result(0)
+    current = await campaigns_db.get(conn, caller.organization_id, campaign_id)
+    if current is None:  # deleted meanwhile
+        await enrolment_db.end_enrolment(conn, campaign_id)
+        return Result(0)
+    if current["updated_at"] == pending.version:
+        written = await enrolment.write_pending(conn, pending)
+        await enrolment_db.end_enrolment(conn, campaign_id)
+    else:
+        plan = await plan_of(conn, campaign_id, ctx)
+        try:
+            written = await enrolment.finish_audience(
+                conn, plan, settings=ctx.settings, now=ctx.now, rng=ctx.rng
+            )
+        except enrolment.NoSendingAccount as exc:
+            raise Invalid(str(exc)) from None
+    return Result(written, (ParticipantsChanged(campaign_id),))
 
 
 async def resume(

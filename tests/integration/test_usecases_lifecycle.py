@@ -22,7 +22,8 @@ async def test_start_pause_resume_stop__rows_and_messages(nursery, store, org):
     caller, ctx = Caller(org.id, org.owner_id), Context.current(env.settings)
 
     started = await store.run(uc.start, caller, cid, ctx)
-    assert started.value["status"] == "active"
+    assert started.value.row["status"] == "active"
+    assert started.value.pending is None  # its participants were added before: all scheduled here
     assert started.messages == (CampaignActivated(cid),)
     with pytest.raises(WrongState):
         await store.run(uc.start, caller, cid, ctx)

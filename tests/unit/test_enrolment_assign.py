@@ -1,15 +1,17 @@
 """Enrolment's account assignment (actors/enrolment._assign): round-robin by load, an account a member
 already has is kept, ties go to the earlier account — the same choices as taking the minimum over every
-account for each member, which is what it replaced (O(members × accounts))."""
+account for each member, which is what it replaced (O(members × accounts)). And the split of a large
+audience's rows into those due first and the rest (``_due_first``)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from campaignsvc.actors.enrolment import _assign, _Member, channel_of
+from campaignsvc.actors.enrolment import Pending, _assign, _due_first, _Member, channel_of
 
 
 def by_minimum(
@@ -71,3 +73,25 @@ def test_assign__a_large_audience_is_balanced_in_account_order() -> None:
     assert set(loads.values()) == {1000, 1001}
     # The first account sits out the first three rounds: member 4 is the fifth account's first.
     assert assigned[accounts[5]][0] == (uuid.UUID(int=10_000 + 4), "7000004")
+
+
+def test_due_first__the_earliest_rows_across_accounts_then_the_rest_as_they_were() -> None:
+    t0 = dt.datetime(2026, 12, 3, 9, tzinfo=dt.UTC)
+    a, b = uuid.UUID(int=1), uuid.UUID(int=2)
+    # Account a: slots at 0, 60, 120 s; account b: 0, 30, 60 s (positions say who came first in the audience).
+    accounts = [a, a, a, b, b, b]
+    offsets = [0, 60, 120, 0, 30, 60]
+    positions = [0, 2, 4, 1, 3, 5]
+    rows = Pending(
+        uuid.UUID(int=9),
+        [uuid.UUID(int=100 + i) for i in range(6)],
+        positions,
+        accounts,
+        [str(i) for i in range(6)],
+        [t0 + dt.timedelta(seconds=s) for s in offsets],
+        0,
+    )
+    first, rest = _due_first(rows, 4)
+    assert first.positions == [0, 1, 3, 2]  # 0 s (a, then b), 30 s (b), 60 s (a before b: position 2 < 5)
+    assert rest.positions == [4, 5] and rest.accounts == [a, b]
+    assert len(first) + len(rest) == len(rows) and first.step == rest.step == 0
