@@ -2,8 +2,10 @@
 every contact of the organization (100,000 at full size).
 
 Figures: API call → response (every participant materialised, assigned an account and a channel, and
-given its first due time, in the start transaction: "all scheduled"), API call → first message at the
-sandbox, and API call → every account's first message (first sends are due at once, one per account).
+given its first due time: "all scheduled"), API call → first message at the sandbox, and API call → every
+account's first message (first sends are due at once, one per account). A start of more than 5,000
+contacts writes the participants due first with the activation and the rest in a second transaction
+(actors/enrolment.py), so the first messages can arrive before the response.
 
 Baseline, same run, same database: the set-based minimum for the same result — one ``INSERT … SELECT``
 that materialises the same participants with account, channel and due time computed in SQL.
