@@ -34,14 +34,17 @@ CREATE TABLE IF NOT EXISTS campaign_send_counts (
 );
 
 -- The deltas a transaction collected and has not applied yet: one row per database session (pid), so no
--- two transactions ever write the same row, reused by the session's next transaction (xid says whose they
--- are; NULL once applied), so the table stays a page or two. Element i of the arrays is one delta: of
+-- two transactions ever write the same row, rewritten by each transaction of the session that collects
+-- something, so the table stays a page or two. The row holds this transaction's deltas only while the
+-- transaction-local setting campaignsvc.counts_pending names it (its xid); otherwise what is there was an
+-- earlier transaction's. seq changes whenever a transaction starts over in the row, which queues its
+-- commit-time work (the triggers on this table). Element i of the arrays is one delta: of
 -- campaign_participant_counts (counter 'participants': campaign, status, total, sent, read) or of
 -- campaign_send_counts (counter 'sends': campaign, total = change of its sent rows). Nothing here
 -- outlives a transaction, hence UNLOGGED.
 CREATE UNLOGGED TABLE IF NOT EXISTS campaign_count_pending (
     pid integer PRIMARY KEY,
-    xid xid8,
+    seq bigint NOT NULL,
     counter text[] NOT NULL,
     campaign_id uuid[] NOT NULL,
     status varchar[] NOT NULL,
@@ -50,31 +53,35 @@ CREATE UNLOGGED TABLE IF NOT EXISTS campaign_count_pending (
     read bigint[] NOT NULL
 );
 
--- Adds a statement's deltas to its transaction's: merged into the session's row when this transaction
--- already holds it, else written over what an earlier transaction left there. The first statement of a
--- transaction that collects something so queues the commit-time work (the triggers on
--- campaign_count_pending); a savepoint rolled back takes its deltas, and what they queued, with it.
+-- Adds a statement's deltas to its transaction's: merged into the session's row when it holds this
+-- transaction's, else written over it (or inserted: the session's first). A savepoint rolled back takes
+-- its deltas, the setting and what they queued with it.
 CREATE OR REPLACE FUNCTION campaignsvc_counts_collect(
     k text[], c uuid[], s varchar[], t bigint[], se bigint[], r bigint[]
 ) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE campaign_count_pending p
-    SET (counter, campaign_id, status, total, sent, read) = (
-        SELECT array_agg(m.k), array_agg(m.c), array_agg(m.s), array_agg(m.t), array_agg(m.se), array_agg(m.r)
-        FROM (
-            SELECT u.k, u.c, u.s, sum(u.t)::bigint AS t, sum(u.se)::bigint AS se, sum(u.r)::bigint AS r
-            FROM unnest(p.counter || k, p.campaign_id || c, p.status || s, p.total || t, p.sent || se, p.read || r)
-                 AS u (k, c, s, t, se, r)
-            GROUP BY u.k, u.c, u.s
-        ) m
-    )
-    WHERE p.pid = pg_backend_pid() AND p.xid = pg_current_xact_id();
-    IF NOT FOUND THEN
-        INSERT INTO campaign_count_pending (pid, xid, counter, campaign_id, status, total, sent, read)
-        VALUES (pg_backend_pid(), pg_current_xact_id(), k, c, s, t, se, r)
-        ON CONFLICT (pid) DO UPDATE SET
-            xid = EXCLUDED.xid, counter = EXCLUDED.counter, campaign_id = EXCLUDED.campaign_id,
-            status = EXCLUDED.status, total = EXCLUDED.total, sent = EXCLUDED.sent, read = EXCLUDED.read;
+    IF current_setting('campaignsvc.counts_pending', true) = pg_current_xact_id()::text THEN
+        UPDATE campaign_count_pending p
+        SET (counter, campaign_id, status, total, sent, read) = (
+            SELECT array_agg(m.k), array_agg(m.c), array_agg(m.s), array_agg(m.t), array_agg(m.se), array_agg(m.r)
+            FROM (
+                SELECT u.k, u.c, u.s, sum(u.t)::bigint AS t, sum(u.se)::bigint AS se, sum(u.r)::bigint AS r
+                FROM unnest(p.counter || k, p.campaign_id || c, p.status || s, p.total || t, p.sent || se, p.read || r)
+                     AS u (k, c, s, t, se, r)
+                GROUP BY u.k, u.c, u.s
+            ) m
+        )
+        WHERE p.pid = pg_backend_pid();
+    ELSE
+        -- Named first: once constraints are IMMEDIATE, the write below applies the deltas at once.
+        PERFORM set_config('campaignsvc.counts_pending', pg_current_xact_id()::text, true);
+        UPDATE campaign_count_pending
+        SET seq = seq + 1, counter = k, campaign_id = c, status = s, total = t, sent = se, read = r
+        WHERE pid = pg_backend_pid();
+        IF NOT FOUND THEN
+            INSERT INTO campaign_count_pending (pid, seq, counter, campaign_id, status, total, sent, read)
+            VALUES (pg_backend_pid(), 1, k, c, s, t, se, r);
+        END IF;
     END IF;
 END
 $$;
@@ -173,12 +180,12 @@ DECLARE
     emptied_c uuid[];
     emptied_s varchar[];
 BEGIN
-    UPDATE campaign_count_pending SET xid = NULL
-    WHERE pid = pg_backend_pid() AND xid = pg_current_xact_id()
-    RETURNING counter, campaign_id, status, total, sent, read INTO k, c, s, t, se, r;
-    IF NOT FOUND THEN
-        RETURN NULL;
+    IF current_setting('campaignsvc.counts_pending', true) IS DISTINCT FROM pg_current_xact_id()::text THEN
+        RETURN NULL;  -- applied already (SET CONSTRAINTS ... IMMEDIATE), or rebuilt since
     END IF;
+    PERFORM set_config('campaignsvc.counts_pending', '', true);
+    SELECT counter, campaign_id, status, total, sent, read INTO k, c, s, t, se, r
+    FROM campaign_count_pending WHERE pid = pg_backend_pid();
     IF 'participants' = ANY (k) THEN
         WITH applied AS (
             INSERT INTO campaign_participant_counts AS pc (campaign_id, status, total, sent, read)
@@ -226,6 +233,7 @@ CREATE OR REPLACE FUNCTION campaignsvc_counts_rebuild() RETURNS void LANGUAGE pl
 BEGIN
     LOCK TABLE campaign_participants, campaign_sends IN SHARE ROW EXCLUSIVE MODE;
     DELETE FROM campaign_count_pending;
+    PERFORM set_config('campaignsvc.counts_pending', '', true);
     DELETE FROM campaign_participant_counts;
     INSERT INTO campaign_participant_counts (campaign_id, status, total, sent, read)
     SELECT campaign_id, status, count(*), count(first_sent_at), count(read_at)
@@ -276,8 +284,8 @@ DROP TRIGGER IF EXISTS campaign_sends_counts_truncate ON campaign_sends;
 CREATE TRIGGER campaign_sends_counts_truncate AFTER TRUNCATE ON campaign_sends
     FOR EACH STATEMENT EXECUTE FUNCTION campaignsvc_counts_truncated();
 
--- Deferred: fires when the transaction commits. Queued once per transaction, by the statement that gives
--- the session's row to it.
+-- Deferred: fires when the transaction commits. Queued once per transaction, by the statement that
+-- starts the session's row over for it.
 DROP TRIGGER IF EXISTS campaign_count_pending_apply_insert ON campaign_count_pending;
 CREATE CONSTRAINT TRIGGER campaign_count_pending_apply_insert
     AFTER INSERT ON campaign_count_pending DEFERRABLE INITIALLY DEFERRED
@@ -285,7 +293,7 @@ CREATE CONSTRAINT TRIGGER campaign_count_pending_apply_insert
 DROP TRIGGER IF EXISTS campaign_count_pending_apply_update ON campaign_count_pending;
 CREATE CONSTRAINT TRIGGER campaign_count_pending_apply_update
     AFTER UPDATE ON campaign_count_pending DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW WHEN (NEW.xid IS NOT NULL AND OLD.xid IS DISTINCT FROM NEW.xid)
+    FOR EACH ROW WHEN (OLD.seq IS DISTINCT FROM NEW.seq)
     EXECUTE FUNCTION campaignsvc_counts_apply();
 
 -- The rows written before this migration. The triggers exist from here on in this transaction, and the
