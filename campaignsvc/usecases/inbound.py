@@ -38,14 +38,16 @@ from campaignsvc.actors.messages import (
 from campaignsvc.config import Settings
 from campaignsvc.domain import schedule as sched
 from campaignsvc.domain import steps as st
-from campaignsvc.domain.campaign import WINDOW_JITTER_S, CampaignPlan, step_from_row
+from campaignsvc.domain.campaign import WINDOW_JITTER_S, step_from_row
 from campaignsvc.domain.status import ParticipantStatus, Waiting
 from campaignsvc.integrations.events import CONSUMED_TYPES, Event
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import campaigns as campaigns_db
-from campaignsvc.storage import dispatch, lifecycle, processed_events, replies
 from campaignsvc.storage import enrolment as enrolment_db
+from campaignsvc.storage import lifecycle, processed_events, replies
 from campaignsvc.storage.store import Store
+from campaignsvc.usecases import lifecycle as lifecycle_uc
+from campaignsvc.usecases.common import Context
 
 log = get_logger(__name__)
 
@@ -227,11 +229,7 @@ class InboundHandler:
             inserted, _ = await enrolment_db.add_contacts(conn, campaign_id, org, [contact])
             if not inserted:
                 continue
-            campaign, step_rows = await dispatch.load_campaign(conn, campaign_id)
-            assert campaign is not None
-            plan = CampaignPlan.from_rows(
-                campaign, step_rows, reply_wait_hours=self._settings.reply_wait_hours
-            )
+            plan = await lifecycle_uc.plan_of(conn, campaign_id, Context(self._settings, now, self._rng))
             try:
                 await enrolment.enrol(conn, plan, settings=self._settings, now=now, rng=self._rng)
             except (enrolment.NoSendingAccount, ValueError) as exc:
