@@ -44,6 +44,7 @@ class Runtime:
     async def start(self, nursery: trio.Nursery, *, supervise: bool = True) -> None:
         """Start the actors in ``nursery`` and return once they are ready. Without ``supervise`` the
         supervisor does not run: control messages wait on the bus (benchmarks that only seed)."""
+        await nursery.start(self.services.snapshots.run)
         if supervise:
             await nursery.start(self.supervisor.run)
         if self.leads is not None:

@@ -29,6 +29,7 @@ from campaignsvc.actors.clock import Clock
 from campaignsvc.domain import pacing
 from campaignsvc.domain.campaign import CampaignPlan
 from campaignsvc.domain.pacing import AccountPolicy
+from campaignsvc.domain.waiting import Account
 from campaignsvc.logs import get_logger
 
 log = get_logger(__name__)
@@ -313,7 +314,25 @@ class AccountLimiter:
                 reason=report.block_reason,
             )
 
-    # --- for the dashboard ---------------------------------------------------------------------------
+    # --- for the views -------------------------------------------------------------------------------
+
+    def pacing_view(self, campaign_id: uuid.UUID, name: str) -> Account:
+        """The account as this limiter paces it now, for domain.waiting: its rules and history, the gap
+        drawn for the campaign's next send, and the other campaigns' sends in line before it."""
+        lanes = list(self._rr)
+        ahead = lanes.index(campaign_id) if campaign_id in lanes else len(lanes)
+        if self.sending is not None and self.sending.plan.id != campaign_id:
+            ahead += 1
+        drawn = self._next_gap
+        return Account(
+            name=name,
+            policy=self.settings.policy,
+            last_start=self.settings.last_start,
+            starts=list(self._starts),
+            gap_s=drawn[1] if drawn is not None and drawn[0] == campaign_id else None,
+            lanes_ahead=ahead,
+            other_lanes=len([cid for cid in lanes if cid != campaign_id]),
+        )
 
     def snapshot(self) -> dict[str, Any]:
         now = self._clock.now()

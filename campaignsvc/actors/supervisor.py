@@ -39,6 +39,7 @@ from campaignsvc.actors.supervision import supervise
 from campaignsvc.config import Settings
 from campaignsvc.domain.campaign import CampaignPlan, ParticipantUpdate
 from campaignsvc.domain.pacing import AccountPolicy
+from campaignsvc.domain.waiting import Account
 from campaignsvc.integrations.messaging import MessagingClient
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import accounts as accounts_db
@@ -347,7 +348,12 @@ class Supervisor:
                 )
                 self._stop_campaign(campaign_id)
 
-    # --- for /agents/throttle and the dashboard --------------------------------------------------------
+    # --- for /agents/throttle, the waiting codes and the dashboard -------------------------------------
+
+    def pacing_view(self, bd_account_id: uuid.UUID, campaign_id: uuid.UUID, name: str) -> Account | None:
+        """The account as its running limiter paces it (None: no limiter runs for it)."""
+        limiter = self.limiters.get(bd_account_id)
+        return None if limiter is None else limiter.pacing_view(campaign_id, name)
 
     def throttle(self) -> list[dict[str, Any]]:
         depth: dict[uuid.UUID, dict[str, int]] = collections.defaultdict(dict)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import attrs
 from quart import current_app
 
+from campaignsvc.actors.snapshots import Snapshots
 from campaignsvc.config import Settings
 from campaignsvc.storage.store import Store
 
@@ -25,6 +26,8 @@ class Services:
     inbound: InboundHandler
     # Control messages to the actors, published after the commit whose change they announce.
     bus: Bus
+    # Costly reporting values (the waiting counts of a large campaign), kept and refreshed in the background.
+    snapshots: Snapshots = attrs.field(factory=Snapshots)
     # Reports the broker connection for /health: "not_configured", "ok" or "disconnected".
     amqp_state: Callable[[], str] = attrs.field(default=lambda: "not_configured")
 

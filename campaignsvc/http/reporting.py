@@ -18,7 +18,7 @@ from campaignsvc.domain.audience_import import format_record, spreadsheet_safe
 from campaignsvc.domain.reporting import phase_of
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
-from campaignsvc.http.context import services
+from campaignsvc.http.context import Services, services
 from campaignsvc.http.jsonenc import dumps, iso
 from campaignsvc.http.models.common import Page
 from campaignsvc.http.models.reporting import (
@@ -42,12 +42,15 @@ from campaignsvc.http.models.reporting import (
     export_json_row,
     send_body,
     stats_body,
+    waiting_body,
 )
 from campaignsvc.http.presenters import account_display_name
 from campaignsvc.http.scope import in_campaign
 from campaignsvc.storage import campaigns as campaigns_db
 from campaignsvc.storage import reporting as db
 from campaignsvc.storage.store import Store
+from campaignsvc.usecases import waiting
+from campaignsvc.usecases.common import Context
 
 bp = Blueprint("reporting", __name__, url_prefix="/api/campaigns")
 
@@ -59,15 +62,35 @@ async def _read(campaign_id: uuid.UUID, fn: Any) -> Any:
     return await in_campaign(campaign_id, fn, prepare=db.tune)
 
 
+def _waiting_inputs(svc: Services | None = None) -> dict[str, Any]:
+    """What the waiting use cases read besides the database: the time and settings, each account as its
+    running limiter paces it, and how an account is named."""
+    svc = svc or services()
+    return {
+        "ctx": Context.current(svc.settings),
+        "live": svc.supervisor.pacing_view,
+        "name_of": account_display_name,
+    }
+
+
 # --- stats --------------------------------------------------------------------------------------------
 
 
 @endpoint(bp, "GET", "/<id>/stats", summary="Campaign statistics", response=Stats, errors=(404,))
 async def stats(id: uuid.UUID) -> dict[str, Any]:
+    svc = services()
+    org = ident.current().organization_id
+
     async def run(conn: asyncpg.Connection, org: uuid.UUID) -> dict[str, Any]:
         return stats_body(await db.participant_counts(conn, org, id), await db.outcome_summary(conn, org, id))
 
-    return await _read(id, run)
+    async def count_waiting() -> tuple[dict[str, int], dt.datetime]:
+        inputs = _waiting_inputs(svc)  # taken when the count runs, in the background too
+        return await svc.store.run(waiting.counts, org, id, **inputs), inputs["ctx"].now
+
+    body = await _read(id, run)
+    counts, as_of = await svc.snapshots.get(("waiting", id), count_waiting)
+    return body | {"waiting": counts, "waitingAsOf": as_of}
 
 
 # --- accounts, analytics ------------------------------------------------------------------------------
@@ -130,7 +153,9 @@ async def analytics(id: uuid.UUID, query: AnalyticsQuery) -> dict[str, Any]:
 # --- participants -------------------------------------------------------------------------------------
 
 
-def _participant(row: Mapping[str, Any], names: Mapping[uuid.UUID, str], steps: int) -> dict[str, Any]:
+def _participant(
+    row: Mapping[str, Any], names: Mapping[uuid.UUID, str], steps: int, wait: waiting.Wait | None
+) -> dict[str, Any]:
     sent = row["first_sent_at"] is not None
     account = row["bd_account_id"]
     return {
@@ -153,6 +178,7 @@ def _participant(row: Mapping[str, Any], names: Mapping[uuid.UUID, str], steps: 
         "current_step": row["current_step"],
         "next_send_at": None if row["status"] == "failed" else row["next_send_at"],
         "sequence_total_steps": steps,
+        "waiting": waiting_body(wait),
     }
 
 
@@ -177,7 +203,14 @@ async def participants(id: uuid.UUID, query: ParticipantsQuery) -> list[dict[str
     limit, offset = query.window(PARTICIPANTS_DEFAULT_LIMIT, PARTICIPANTS_MAX_LIMIT)
     sent_from, sent_before = query.sent_window()
 
+    inputs = _waiting_inputs()
+
     async def run(conn: asyncpg.Connection, org: uuid.UUID) -> list[dict[str, Any]]:
+        only = (
+            await waiting.matching(conn, org, id, query.waiting, **inputs)
+            if query.waiting is not None
+            else None
+        )
         ids = await db.participant_ids(
             conn,
             org,
@@ -188,10 +221,13 @@ async def participants(id: uuid.UUID, query: ParticipantsQuery) -> list[dict[str
             sent_before=sent_before,
             limit=limit,
             offset=offset,
+            where=only.sql if only is not None else None,
+            where_args=only.args if only is not None else (),
         )
         rows, names = await _rows(conn, org, id, ids)
         steps = await db.step_count(conn, org, id)
-        return [_participant(r, names, steps) for r in rows]
+        waits = await waiting.explain_rows(conn, org, id, ids, **inputs)
+        return [_participant(r, names, steps, waits.get(r["participant_id"])) for r in rows]
 
     return await _read(id, run)
 
@@ -243,16 +279,28 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+async def _export_rows(
+    conn: asyncpg.Connection,
+    org: uuid.UUID,
+    campaign_id: uuid.UUID,
+    ids: Sequence[uuid.UUID],
+    inputs: dict[str, Any],
+) -> tuple[list[asyncpg.Record], dict[uuid.UUID, str], dict[uuid.UUID, waiting.Wait | None]]:
+    rows, names = await _rows(conn, org, campaign_id, ids, reply_text=True)
+    return rows, names, await waiting.explain_rows(conn, org, campaign_id, ids, **inputs)
+
+
 async def _export_stream(
-    store: Store, org: uuid.UUID, campaign_id: uuid.UUID, ids: bytes, as_json: bool
+    store: Store, org: uuid.UUID, campaign_id: uuid.UUID, ids: bytes, as_json: bool, inputs: dict[str, Any]
 ) -> AsyncIterator[bytes]:
-    """The export, a chunk of participants per transaction; ``ids`` (16 bytes each) were fixed first."""
+    """The export, a chunk of participants per transaction; ``ids`` (16 bytes each) were fixed first. Why
+    each waits is told as of the export's start."""
     yield b"[" if as_json else ("\ufeff" + format_record(EXPORT_COLUMNS)).encode()
     step, emitted = EXPORT_CHUNK * 16, False
     for start in range(0, len(ids), step):
         chunk = [uuid.UUID(bytes=ids[i : i + 16]) for i in range(start, min(start + step, len(ids)), 16)]
-        rows, names = await store.run(_rows, org, campaign_id, chunk, reply_text=True)
-        records = [export_body(r, names) for r in rows]
+        rows, names, waits = await store.run(_export_rows, org, campaign_id, chunk, inputs)
+        records = [export_body(r, names, waits.get(r["participant_id"])) for r in rows]
         if as_json and records:
             yield (("," if emitted else "") + ",".join(dumps(export_json_row(r)) for r in records)).encode()
             emitted = True
@@ -287,7 +335,9 @@ async def export_participants(id: uuid.UUID, query: ExportQuery) -> Response:
         return await db.all_participant_ids(conn, org, id)
 
     ids = await _read(id, run)
-    body = _export_stream(store, ident.current().organization_id, id, ids, as_json=not as_csv)
+    body = _export_stream(
+        store, ident.current().organization_id, id, ids, as_json=not as_csv, inputs=_waiting_inputs()
+    )
     if not as_csv:
         return Response(body, content_type="application/json")
     return Response(

@@ -19,7 +19,7 @@ from campaignsvc.domain.validation import join, parse_uuid
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
-from campaignsvc.http.errors import bad_request, not_found, validation
+from campaignsvc.http.errors import bad_request, conflict, not_found, validation
 from campaignsvc.http.models.sequences import SequenceRow, StepCreate, StepPatch
 from campaignsvc.http.scope import campaign_or_404, in_campaign, raise_references
 from campaignsvc.http.templates import refuse_if_active
@@ -94,6 +94,21 @@ async def _check_references(
     raise_references(await condition_reference_errors(conn, org, conditions))
 
 
+SEND_UNDER_WAY = "A send of this campaign is still under way; try the edit again in a few seconds"
+
+
+def _settle_s() -> float:
+    """How long an edit waits for a send under way: the Messaging timeout, and a margin to record it."""
+    return services().settings.messaging_timeout_s + 2.0
+
+
+async def _settle(conn: asyncpg.Connection, campaign_id: uuid.UUID, timeout_s: float) -> None:
+    """Before an edit that moves positions: the sends claimed before the pause have their outcomes (they
+    are recorded at the positions they were claimed with). 409 if one is still out after ``timeout_s``."""
+    if not await db.wait_for_sends_in_flight(conn, campaign_id, timeout_s):
+        raise conflict(SEND_UNDER_WAY)
+
+
 @endpoint(
     bp,
     "GET",
@@ -123,9 +138,12 @@ async def create_step(id: uuid.UUID, body: StepCreate) -> dict[str, Any]:
     fields = {column: getattr(body, name) for name, column in _COLUMNS.items()}
     fields["conditions"] = body.conditions or {}
 
+    settle_s = _settle_s()
+
     async def run(conn: asyncpg.Connection) -> asyncpg.Record:
         refuse_if_active(await campaign_or_404(conn, who.organization_id, id, lock=True))
         await _check_references(conn, who.organization_id, id, body.templateId, body.conditions)
+        await _settle(conn, id, settle_s)
         return await db.create(conn, who.organization_id, id, fields)
 
     return dict((await services().store.run(run)).items())
@@ -149,6 +167,8 @@ async def patch_step(campaignId: uuid.UUID, stepId: uuid.UUID, body: StepPatch) 
     if "conditions" in fields:
         fields["conditions"] = body.conditions or {}
 
+    settle_s = _settle_s()
+
     async def run(conn: asyncpg.Connection) -> asyncpg.Record:
         campaign = await campaign_or_404(conn, who.organization_id, campaignId, lock=True)
         if not await db.exists(conn, who.organization_id, campaignId, stepId):
@@ -161,6 +181,8 @@ async def patch_step(campaignId: uuid.UUID, stepId: uuid.UUID, body: StepPatch) 
             # A step stored with another organization's template: only a new templateId can fix it.
             raise bad_request(FOREIGN_TEMPLATE, [{"path": "templateId", "message": FOREIGN_TEMPLATE}])
         await _check_references(conn, who.organization_id, campaignId, body.templateId, body.conditions)
+        if "order_index" in fields:
+            await _settle(conn, campaignId, settle_s)
         row = await db.update(conn, who.organization_id, campaignId, stepId, fields)
         assert row is not None, "locked campaign, step exists, template checked"
         return row
@@ -179,11 +201,14 @@ async def patch_step(campaignId: uuid.UUID, stepId: uuid.UUID, body: StepPatch) 
 async def delete_step(campaignId: uuid.UUID, stepId: uuid.UUID) -> None:
     who = ident.current()
 
+    settle_s = _settle_s()
+
     async def run(conn: asyncpg.Connection) -> None:
         campaign = await campaign_or_404(conn, who.organization_id, campaignId, lock=True)
         if not await db.exists(conn, who.organization_id, campaignId, stepId):
             raise not_found(STEP_NOT_FOUND)
         refuse_if_active(campaign)
+        await _settle(conn, campaignId, settle_s)
         await db.delete(conn, who.organization_id, campaignId, stepId)
 
     await services().store.run(run)

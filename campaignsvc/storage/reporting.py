@@ -9,7 +9,7 @@ counters the stats read: migrations/0010.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -284,9 +284,13 @@ async def participant_ids(
     sent_before: Any,
     limit: int,
     offset: int,
+    where: Callable[[int], str] | None = None,
+    where_args: Sequence[Any] = (),
 ) -> list[uuid.UUID]:
     """Participant ids in page order (latest first send first, then queue order), filtered: one
-    index-only scan of idx_cp_report_page for the common filters, however deep the page."""
+    index-only scan of idx_cp_report_page for the common filters, however deep the page. ``where(n)``:
+    one more condition on ``cp``, its arguments (``where_args``) from ``$n`` on."""
+    extra = f"AND {where(8)}" if where is not None else ""
     rows = await conn.fetch(
         f"""
         SELECT cp.id FROM campaign_participants cp
@@ -294,7 +298,7 @@ async def participant_ids(
           AND ($3::uuid IS NULL OR cp.bd_account_id = $3)
           AND ($4::timestamptz IS NULL OR cp.first_sent_at >= $4)
           AND ($5::timestamptz IS NULL OR cp.first_sent_at < $5)
-          AND {_OWNED}
+          AND {_OWNED} {extra}
         ORDER BY {_PAGE_ORDER}
         LIMIT $6 OFFSET $7
         """,
@@ -305,6 +309,7 @@ async def participant_ids(
         sent_before,
         limit,
         offset,
+        *where_args,
     )
     return [r["id"] for r in rows]
 

@@ -7,6 +7,8 @@ organization's (the original let PATCH store any template id) is never read thro
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -181,6 +183,23 @@ async def _order(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> list[uuid.
         f"SELECT s.id FROM campaign_sequences s WHERE s.campaign_id = $1 {_ORDER}", campaign_id
     )
     return [r["id"] for r in rows]
+
+
+async def wait_for_sends_in_flight(
+    conn: asyncpg.Connection, campaign_id: uuid.UUID, timeout_s: float
+) -> bool:
+    """Wait until no send of the campaign is claimed without an outcome (``sending``): an outcome is recorded
+    with the positions of the sequence it was claimed with, so an edit that moves positions must come after
+    it. False when one is still under way after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM campaign_sends WHERE campaign_id = $1 AND status = 'sending')",
+        campaign_id,
+    ):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
 
 async def follow_steps(conn: asyncpg.Connection, campaign_id: uuid.UUID, before: Sequence[uuid.UUID]) -> None:

@@ -152,6 +152,8 @@ async def test_stats__full_shape_of_a_funnel(client, org, store):
     s, _ = await _funnel(client, org, store)
     status, body = await s.get("/stats")
     assert status == 200
+    as_of = dt.datetime.fromisoformat(body.pop("waitingAsOf").replace("Z", "+00:00"))
+    assert abs(dt.datetime.now(UTC) - as_of) < dt.timedelta(seconds=10)
     assert body == {
         "total": 7,
         "byStatus": {"pending": 1, "sent": 2, "replied": 1, "completed": 2, "failed": 1},
@@ -186,6 +188,8 @@ async def test_stats__full_shape_of_a_funnel(client, org, store):
         "revenue_per_reply": 100.5,
         "avg_revenue_per_won": 100.5,
         "avg_time_to_won_hours": 20.0,
+        # The pending one has no account; the two sent ones have no next send yet.
+        "waiting": {"account_inactive": 1, "queued": 2},
     }
 
 
@@ -346,6 +350,12 @@ async def test_participants__row_shape_and_phases(client, org, store):
         "current_step": 0,
         "next_send_at": None,
         "sequence_total_steps": 2,
+        "waiting": None,
+    }
+    assert by_id[str(p["waiting"])]["waiting"] == {
+        "code": "account_inactive",
+        "message": "No BD account is assigned to this contact",
+        "until": None,
     }
     assert replied["read_at"] is not None and by_id[str(p["read"])]["read_at"] is not None
     assert by_id[str(p["sent"])]["read_at"] is None

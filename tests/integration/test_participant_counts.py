@@ -614,6 +614,11 @@ async def test_migration__backfills_the_rows_written_before_it(empty_database_ur
         org = await make_org(store)
         world = await _world(store, org, random.Random(3))
         await _random_writes(store, world, 30)
+        # The random transactions may have removed every sent row: the backfill must have some to count.
+        await store.execute(
+            "INSERT INTO campaign_sends (campaign_participant_id, sequence_step, status, campaign_id) "
+            "SELECT id, 5, 'sent', campaign_id FROM campaign_participants LIMIT 3"
+        )
         assert await store.fetchval("SELECT to_regclass('campaign_participant_counts')") is None
         await migrate.apply(empty_database_url, everything)
         assert await store.fetchval("SELECT count(*) FROM campaign_sends WHERE status = 'sent'") > 0

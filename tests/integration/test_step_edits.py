@@ -9,6 +9,9 @@ from __future__ import annotations
 import collections
 import uuid
 
+import trio
+
+from campaignsvc.sandbox import SandboxConfig
 from tests.integration.dispatch_helpers import Env, start_env
 
 
@@ -129,3 +132,30 @@ async def test_a_new_step_never_takes_the_key_of_a_deleted_step_that_was_sent(nu
     )
     # B (key 1) is gone but its sends keep key 1 in the ledger: C must not be sent under it.
     assert {str(r["id"]): r["step_key"] for r in keys}[c["id"]] == 2
+
+
+async def test_deleting_a_step_while_a_send_is_under_way__waits_for_its_outcome(nursery, store, org):
+    """A send claimed before the pause is still at Messaging when the next step is deleted: its outcome,
+    recorded from the sequence it was claimed with, must not leave the participant waiting at a position
+    that no longer exists. The edit waits for the outcome, then moves the participant on."""
+    config = SandboxConfig(seed=1, latency_ms=1500, jitter_ms=0, account_min_gap_s=0)
+    env = await start_env(nursery, store, org, sandbox=config)
+    account = await org.bd_account()
+    contacts = await org.contacts(1)
+    cid = await env.campaign(
+        accounts=[account],
+        contacts=contacts,
+        steps=[{"content": "A for you"}, {"content": "B for you", "delayMinutes": 1}],
+    )
+    await env.api("POST", f"/api/campaigns/{cid}/start")
+    with trio.fail_after(10):
+        while not await store.fetchval("SELECT count(*) FROM campaign_sends WHERE status = 'sending'"):
+            await trio.sleep(0.02)
+    await env.api("POST", f"/api/campaigns/{cid}/pause")
+    _, b = await env.api("GET", f"/api/campaigns/{cid}/sequences")
+    await env.api("DELETE", f"/api/campaigns/{cid}/sequences/{b['id']}", expect=204)
+    assert await store.fetchval("SELECT count(*) FROM campaign_sends WHERE status = 'sending'") == 0
+    assert [(r["status"], r["current_step"]) for r in await env.participants(cid)] == [("completed", 1)]
+    await env.api("POST", f"/api/campaigns/{cid}/resume")
+    await env.wait_status(cid, "completed", within=30)
+    assert all(t == ["A"] for t in _texts_per_contact(env).values())

@@ -1,0 +1,239 @@
+"""Why a campaign's participants wait (domain/waiting): for given rows, counted by code, and as a filter.
+
+Each account is seen as its running limiter paces it (``live``), else as the database says (its rules,
+last send start and counted starts, as a limiter would read them when it starts). Counting and
+filtering work on groups of participants that share everything the explanation depends on
+(storage/waiting): one aggregate, not one explanation per participant.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import asyncpg
+import attrs
+
+from campaignsvc.actors.accounts import account_settings
+from campaignsvc.domain.campaign import CampaignPlan
+from campaignsvc.domain.waiting import (
+    FIELDS,
+    Account,
+    Code,
+    Participant,
+    Wait,
+    explain,
+    fields_of,
+    missing_of,
+    reads_contacts,
+)
+from campaignsvc.storage import accounts as accounts_db
+from campaignsvc.storage import dispatch
+from campaignsvc.storage import waiting as db
+from campaignsvc.usecases.common import Context
+
+# (account id, campaign id, display name) → the account as its running limiter paces it, or None.
+Live = Callable[[uuid.UUID, uuid.UUID, str], Account | None]
+NameOf = Callable[[Mapping[str, Any]], str]
+
+
+@attrs.frozen
+class Scene:
+    """The campaign and the accounts its participants are on, as of ``ctx.now``."""
+
+    plan: CampaignPlan
+    status: str
+    accounts: Mapping[uuid.UUID, Account]
+    ctx: Context
+
+    def explain(self, p: Participant, account_id: uuid.UUID | None, rank: int | None) -> Wait | None:
+        account = self.accounts.get(account_id) if account_id is not None else None
+        return explain(
+            p, plan=self.plan, campaign_status=self.status, account=account, now=self.ctx.now, rank=rank
+        )
+
+    def code(self, p: Participant, account_id: uuid.UUID | None, rank: int) -> Code | None:
+        wait = self.explain(p, account_id, rank)
+        return wait.code if wait is not None else None
+
+
+async def _plan(conn: asyncpg.Connection, campaign_id: uuid.UUID, ctx: Context) -> tuple[CampaignPlan, str]:
+    campaign, steps = await dispatch.load_campaign(conn, campaign_id)
+    assert campaign is not None  # the caller found it in the organization
+    return CampaignPlan.from_rows(campaign, steps, reply_wait_hours=ctx.settings.reply_wait_hours), campaign[
+        "status"
+    ]
+
+
+async def scene(
+    conn: asyncpg.Connection,
+    org: uuid.UUID,
+    campaign_id: uuid.UUID,
+    account_ids: Iterable[uuid.UUID | None],
+    *,
+    ctx: Context,
+    live: Live,
+    name_of: NameOf,
+    plan: tuple[CampaignPlan, str] | None = None,
+) -> Scene:
+    """The campaign's plan and status (``plan`` when already read) and the given accounts."""
+    plan_, status = plan or await _plan(conn, campaign_id, ctx)
+    accounts: dict[uuid.UUID, Account] = {}
+    wanted = sorted({a for a in account_ids if a is not None})
+    for row in await db.account_rows(conn, org, wanted):
+        name = name_of(row)
+        account = live(row["id"], campaign_id, name)
+        if account is None:
+            state = await accounts_db.limiter_state(conn, row["id"])
+            if state is None:
+                continue
+            known = account_settings(state, ctx.settings, ctx.now)
+            account = Account(name, known.policy, known.last_start, sorted(known.recent_starts))
+        accounts[row["id"]] = account
+    return Scene(plan_, status, accounts, ctx)
+
+
+async def explain_rows(
+    conn: asyncpg.Connection,
+    org: uuid.UUID,
+    campaign_id: uuid.UUID,
+    ids: Sequence[uuid.UUID],
+    *,
+    ctx: Context,
+    live: Live,
+    name_of: NameOf,
+) -> dict[uuid.UUID, Wait | None]:
+    """Why each of the given participants waits (None: it is terminal)."""
+    facts = await db.page_facts(conn, org, campaign_id, ctx.now, ids)
+    open_ = [f for f in facts if f["status"] in ("pending", "sent")]
+    out: dict[uuid.UUID, Wait | None] = {f["id"]: None for f in facts}
+    if not open_:
+        return out
+    s = await scene(
+        conn, org, campaign_id, (f["bd_account_id"] for f in open_), ctx=ctx, live=live, name_of=name_of
+    )
+    for f in open_:
+        p = Participant(
+            status=f["status"],
+            next_send_at=f["next_send_at"],
+            waiting_reason=f["waiting_reason"],
+            current_step=f["current_step"],
+            wait_since=f["wait_since"],
+            last_error=f["last_error"],
+            missing=missing_of(s.plan, f["current_step"], {k: f[k] for k in FIELDS}),
+        )
+        rank = f["rank"] if f["rank"] < db.RANK_CAP else None
+        out[f["id"]] = s.explain(p, f["bd_account_id"], rank)
+    return out
+
+
+_LATER = dt.timedelta(seconds=1)
+
+
+@attrs.frozen
+class _Group:
+    key: tuple[Any, ...]
+    n: int
+    head: Code | None  # the code of the account's first due participant, when it is in this group
+    rest: Code | None  # the code of every other participant of the group
+
+
+async def _groups(
+    conn: asyncpg.Connection,
+    org: uuid.UUID,
+    campaign_id: uuid.UUID,
+    *,
+    ctx: Context,
+    live: Live,
+    name_of: NameOf,
+) -> tuple[list[_Group], dict[tuple[Any, ...], uuid.UUID], bool]:
+    plan = await _plan(conn, campaign_id, ctx)
+    fields = reads_contacts(plan[0])
+    rows = await db.groups(conn, org, campaign_id, ctx.now, with_fields=fields)
+    heads = {db.group_key(h): h["id"] for h in await db.heads(conn, campaign_id, ctx.now, with_fields=fields)}
+    s = await scene(
+        conn,
+        org,
+        campaign_id,
+        (r["bd_account_id"] for r in rows),
+        ctx=ctx,
+        live=live,
+        name_of=name_of,
+        plan=plan,
+    )
+    out = []
+    for r in rows:
+        key = db.group_key(r)
+        # Any time of the group's kind: a due participant is due now, a later one waits for its stored time.
+        at = None if r["when_"] == 0 else ctx.now if r["when_"] == 1 else ctx.now + _LATER
+        p = Participant(
+            status="pending",
+            next_send_at=at,
+            waiting_reason=r["reason"] or None,
+            current_step=r["current_step"],
+            missing=missing_of(s.plan, r["current_step"], fields_of(r["mask"])),
+        )
+        head = s.code(p, r["bd_account_id"], 0) if key in heads else None
+        rest = s.code(p, r["bd_account_id"], 1) if r["n"] > (head is not None) else None
+        out.append(_Group(key, r["n"], head, rest))
+    return out, heads, fields
+
+
+async def counts(
+    conn: asyncpg.Connection,
+    org: uuid.UUID,
+    campaign_id: uuid.UUID,
+    *,
+    ctx: Context,
+    live: Live,
+    name_of: NameOf,
+) -> dict[str, int]:
+    """Open participants per code (codes with none left out)."""
+    groups, _, _ = await _groups(conn, org, campaign_id, ctx=ctx, live=live, name_of=name_of)
+    total: Counter[str] = Counter()
+    for g in groups:
+        if g.head is not None:
+            total[g.head] += 1
+        if g.rest is not None:
+            total[g.rest] += g.n - (g.head is not None)
+    return {code: total[code] for code in Code if total[code]}
+
+
+@attrs.frozen
+class Filter:
+    """The participants waiting for one code, as a WHERE fragment (storage/waiting.filter_sql) and its
+    arguments."""
+
+    with_fields: bool
+    args: tuple[Any, ...]
+
+    def sql(self, first_arg: int) -> str:
+        return db.filter_sql(first_arg, with_fields=self.with_fields)
+
+
+async def matching(
+    conn: asyncpg.Connection,
+    org: uuid.UUID,
+    campaign_id: uuid.UUID,
+    code: Code,
+    *,
+    ctx: Context,
+    live: Live,
+    name_of: NameOf,
+) -> Filter:
+    """The participants whose code is ``code``."""
+    groups, heads, fields = await _groups(conn, org, campaign_id, ctx=ctx, live=live, name_of=name_of)
+    keys, excluded, included = [], [], []
+    for g in groups:
+        if g.rest == code:
+            keys.append(g.key)
+            if g.head is not None and g.head != code:
+                excluded.append(heads[g.key])
+        elif g.head == code:
+            included.append(heads[g.key])
+    columns = list(zip(*keys, strict=True)) if keys else [(), (), (), (), ()]
+    args = (*[list(c) for c in columns], ctx.now, excluded, included)
+    return Filter(fields, args)
