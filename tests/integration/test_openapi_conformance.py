@@ -267,6 +267,11 @@ async def test_every_operation_answers_what_openapi_json_documents(nursery, stor
     _, preview = await call("GET", f"{url}/preview", query={"contactId": str(crm.contacts[0])}, expect=200)
     assert [s["status"] for s in preview["steps"]] == ["send", "send"]
     await call("GET", f"{url}/preview", query={"contactId": str(uuid.uuid4())}, expect=404)
+
+    # Ready to launch: every check listed, none failing.
+    _, preflight = await call("GET", f"{url}/preflight", expect=200)
+    assert preflight["ok"] is True and not [c for c in preflight["checks"] if c["count"]]
+    await call("GET", f"/api/campaigns/{uuid.uuid4()}/preflight", expect=404)
     _, variant = await call(
         "POST", f"{url}/ai/generate-variant", {"templateId": ids.templates[0]}, expect=200
     )
