@@ -89,7 +89,7 @@ class Report:
 
     @classmethod
     def of(cls, checks: Iterable[Check]) -> Report:
-        """The checks in :class:`Code` order; each code exactly once."""
+        """The checks in :class:`Code` order, every code present (the last given of each counts)."""
         by_code = {c.code: c for c in checks}
         if set(by_code) != set(Code):
             raise ValueError(f"checks missing: {sorted(set(Code) - set(by_code))}")
