@@ -1,6 +1,7 @@
 """Reads behind the pre-launch checks (usecases/preflight.py): the campaign's accounts with their block
 state, the audience's contacts without a channel, and the remaining audience grouped by what the checks
-read of each contact (domain/preflight.key_fields), through cursors. Asyncio functions for ``Store.run``, scoped by organization."""
+read of each contact (domain/preflight.key_fields), through a cursor. Asyncio functions for
+``Store.run``, scoped by organization."""
 
 from __future__ import annotations
 
@@ -119,8 +120,8 @@ def _keyed(fields: Mapping[str, bool]) -> str:
 
 
 def _grouped(source: str, keys: Sequence[str], fields: Mapping[str, bool], pipelines: bool) -> str:
-    """Contacts of ``source`` (FROM … WHERE, with ``pos`` and the columns of ``keys``) grouped by their
-    keyed fields, their leads' (pipeline, stage) in the pipelines $3 names, and whether each is an open
+    """The contacts of ``source`` (a FROM clause naming them ``ct``, with ``pos``, ``ct_id``, their columns
+    and those of ``keys``) grouped by ``keys``, their keyed fields, their leads' (pipeline, stage) in the pipelines $3 names, and whether each is an open
     participant of another active campaign of the organization ($1) than $2: per group, its size and its
     first contacts by ``pos``."""
     leads = (

@@ -15,7 +15,9 @@ from campaignsvc.domain import preflight as pf
 from campaignsvc.domain import schedule as sched
 from tests.factories import Org, make_org
 
-NOW = dt.datetime.now(dt.UTC)
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 @pytest.fixture
@@ -186,10 +188,10 @@ async def test_account_inactive__a_warning_when_another_account_sends(client, or
 
 
 async def test_account_blocked__restricted_or_flood_blocked_now_until_when(client, org):
-    until = (NOW + dt.timedelta(hours=3)).replace(microsecond=0)
-    spam = await org.bd_account(display_name="Spammy", spam_restricted_at=NOW)
+    until = (now() + dt.timedelta(hours=3)).replace(microsecond=0)
+    spam = await org.bd_account(display_name="Spammy", spam_restricted_at=now())
     flood = await org.bd_account(display_name="Floody", flood_wait_until=until, flood_reason="flood_wait")
-    was = await org.bd_account(display_name="Was", flood_wait_until=NOW - dt.timedelta(minutes=1))
+    was = await org.bd_account(display_name="Was", flood_wait_until=now() - dt.timedelta(minutes=1))
     body = await (await ready(client, org, accounts=[spam, flood, was])).preflight()
     found = check(body, "account_blocked")
     assert (found["count"], found["sample"]) == (2, [str(spam), str(flood)])
@@ -200,7 +202,7 @@ async def test_account_blocked__restricted_or_flood_blocked_now_until_when(clien
 
 
 async def _sent_today(store: Any, org: Org, account: uuid.UUID, count: int) -> None:
-    """``count`` sends of another campaign on ``account``, made a minute ago."""
+    """``count`` sends of another campaign on ``account``, made just now."""
     other = await store.fetchval(
         "INSERT INTO campaigns (organization_id, name, status) VALUES ($1, 'Earlier', 'completed') RETURNING id",
         org.id,
@@ -215,14 +217,14 @@ async def _sent_today(store: Any, org: Org, account: uuid.UUID, count: int) -> N
             "INSERT INTO campaign_sends (campaign_participant_id, sequence_step, status, sent_at, claimed_at, "
             "campaign_id, bd_account_id) VALUES ($1, 0, 'sent', $2, $2, $3, $4)",
             participant,
-            NOW - dt.timedelta(minutes=1),
+            now() - dt.timedelta(seconds=1),
             other,
             account,
         )
 
 
 async def test_account_at_cap__todays_sends_at_the_cap_in_its_zone(client, org, store):
-    zone = "Pacific/Kiritimati" if NOW.astimezone(dt.timezone(dt.timedelta(hours=14))).hour else "UTC"
+    zone = "Pacific/Kiritimati"  # a zone whose day is not UTC's
     full = await org.bd_account(display_name="Full", max_dm_per_day=2, timezone=zone)
     left = await org.bd_account(display_name="Left", max_dm_per_day=3)
     for account in (full, left):
