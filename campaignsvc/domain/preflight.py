@@ -33,7 +33,9 @@ from campaignsvc.domain.pacing import RESTRICTED, UTC, AccountPolicy
 from campaignsvc.domain.templates import RenderContext, Rendered, Skip, Template, TemplateError, render
 
 
-class Code(StrEnum):
+class PreflightCode(StrEnum):
+    """What a pre-launch check is about (docs/visibility.md, "Ready to launch?")."""
+
     NO_STEPS = "no_steps"
     FIRST_STEP_WAITS = "first_step_waits"
     INVALID_TEMPLATE = "invalid_template"
@@ -52,19 +54,21 @@ class Code(StrEnum):
 
 
 class Severity(StrEnum):
+    """error: the start would fail or send nothing; warning: worth knowing before the start."""
+
     ERROR = "error"
     WARNING = "warning"
 
 
 _ERRORS = {
-    Code.NO_STEPS,
-    Code.FIRST_STEP_WAITS,
-    Code.INVALID_TEMPLATE,
-    Code.NO_ACCOUNTS,
-    Code.WINDOW_NEVER_OPEN,
-    Code.NO_AUDIENCE,
+    PreflightCode.NO_STEPS,
+    PreflightCode.FIRST_STEP_WAITS,
+    PreflightCode.INVALID_TEMPLATE,
+    PreflightCode.NO_ACCOUNTS,
+    PreflightCode.WINDOW_NEVER_OPEN,
+    PreflightCode.NO_AUDIENCE,
 }
-SEVERITY = {code: Severity.ERROR if code in _ERRORS else Severity.WARNING for code in Code}
+SEVERITY = {code: Severity.ERROR if code in _ERRORS else Severity.WARNING for code in PreflightCode}
 SAMPLE_SIZE = 5
 LONG_CAMPAIGN_DAYS = 30
 # Spintax combinations rendered per step and group of contacts; past it, as many random picks.
@@ -73,7 +77,7 @@ MAX_PATHS = 256
 
 @attrs.frozen
 class Check:
-    code: Code
+    code: PreflightCode
     count: int  # what fails (contacts, accounts, steps or 1 for the campaign: docs/visibility.md); 0 passes
     message: str
     sample: tuple[uuid.UUID, ...] = ()
@@ -89,11 +93,11 @@ class Report:
 
     @classmethod
     def of(cls, checks: Iterable[Check]) -> Report:
-        """The checks in :class:`Code` order, every code present (the last given of each counts)."""
+        """The checks in :class:`PreflightCode` order, every code present (the last given of each counts)."""
         by_code = {c.code: c for c in checks}
-        if set(by_code) != set(Code):
-            raise ValueError(f"checks missing: {sorted(set(Code) - set(by_code))}")
-        return cls(tuple(by_code[code] for code in Code))
+        if set(by_code) != set(PreflightCode):
+            raise ValueError(f"checks missing: {sorted(set(PreflightCode) - set(by_code))}")
+        return cls(tuple(by_code[code] for code in PreflightCode))
 
     @property
     def ok(self) -> bool:
@@ -133,14 +137,14 @@ def step_checks(plan: CampaignPlan, now: datetime) -> list[Check]:
     ]
     return [
         Check(
-            Code.NO_STEPS,
+            PreflightCode.NO_STEPS,
             0 if visible else 1,
             f"{_plural(visible, 'visible step')}"
             if visible
             else "The campaign has no visible step: add one before starting",
         ),
         Check(
-            Code.FIRST_STEP_WAITS,
+            PreflightCode.FIRST_STEP_WAITS,
             len(waits),
             "The first visible step waits for a reply, but nothing has been sent yet: give it a delay trigger"
             if waits
@@ -148,7 +152,7 @@ def step_checks(plan: CampaignPlan, now: datetime) -> list[Check]:
             tuple(s.id for s in waits),
         ),
         Check(
-            Code.INVALID_TEMPLATE,
+            PreflightCode.INVALID_TEMPLATE,
             len(broken),
             "A template cannot be sent as written: " + _listed([f"{_step(i)}: {t}" for i, _, t in broken])
             if broken
@@ -215,7 +219,7 @@ def account_checks(
     where = "The campaign's schedule" if plan.schedule is not None else "The working hours"
     return [
         Check(
-            Code.NO_ACCOUNTS,
+            PreflightCode.NO_ACCOUNTS,
             0 if sending else 1,
             _plural(len(sending), "active BD account")
             if sending
@@ -226,7 +230,7 @@ def account_checks(
             ),
         ),
         Check(
-            Code.ACCOUNT_INACTIVE,
+            PreflightCode.ACCOUNT_INACTIVE,
             len(inactive),
             "Not sending (inactive or no longer in the organization): " + _listed([a.name for a in inactive])
             if inactive
@@ -234,13 +238,13 @@ def account_checks(
             tuple(a.id for a in inactive[:SAMPLE_SIZE]),
         ),
         Check(
-            Code.ACCOUNT_BLOCKED,
+            PreflightCode.ACCOUNT_BLOCKED,
             len(blocked),
             _listed([m for _, m in blocked]) if blocked else "No BD account is restricted or blocked",
             tuple(a.id for a, _ in blocked[:SAMPLE_SIZE]),
         ),
         Check(
-            Code.ACCOUNT_AT_CAP,
+            PreflightCode.ACCOUNT_AT_CAP,
             len(at_cap),
             "Daily limit reached: " + _listed([m for _, m in at_cap])
             if at_cap
@@ -248,7 +252,7 @@ def account_checks(
             tuple(a.id for a, _ in at_cap[:SAMPLE_SIZE]),
         ),
         Check(
-            Code.WINDOW_NEVER_OPEN,
+            PreflightCode.WINDOW_NEVER_OPEN,
             len(never),
             f"{where} never open for: " + _listed([a.name for a in never])
             if never
@@ -263,7 +267,7 @@ def gap_check(plan: CampaignPlan, floor_s: float) -> Check:
     low, high = plan.gap_min_s, plan.gap_max_s
     shown = f"{low:g} s" if low == high else f"{low:g}–{high:g} s"
     if low >= floor_s:
-        return Check(Code.GAP_BELOW_FLOOR, 0, f"The campaign's gap ({shown}) is at least the floor")
+        return Check(PreflightCode.GAP_BELOW_FLOOR, 0, f"The campaign's gap ({shown}) is at least the floor")
     if high <= floor_s:
         message = f"The campaign's gap ({shown}) is below the floor of {floor_s:g} s: every gap will be {floor_s:g} s"
     else:
@@ -271,7 +275,7 @@ def gap_check(plan: CampaignPlan, floor_s: float) -> Check:
             f"Part of the campaign's gap range ({shown}) is below the floor of {floor_s:g} s: "
             f"gaps drawn below it will be {floor_s:g} s"
         )
-    return Check(Code.GAP_BELOW_FLOOR, 1, message)
+    return Check(PreflightCode.GAP_BELOW_FLOOR, 1, message)
 
 
 def long_campaign_check(
@@ -279,17 +283,19 @@ def long_campaign_check(
 ) -> Check:
     """long_campaign: the forecast finishes more than :data:`LONG_CAMPAIGN_DAYS` days from now, or never."""
     if remaining_sends and finishes_at is None:
-        return Check(Code.LONG_CAMPAIGN, 1, "The forecast never finishes" + (f": {reason}" if reason else ""))
+        return Check(
+            PreflightCode.LONG_CAMPAIGN, 1, "The forecast never finishes" + (f": {reason}" if reason else "")
+        )
     if finishes_at is None:
-        return Check(Code.LONG_CAMPAIGN, 0, "Nothing left to send")
+        return Check(PreflightCode.LONG_CAMPAIGN, 0, "Nothing left to send")
     days = (finishes_at - now) / timedelta(days=1)
     message = (
         f"{_plural(remaining_sends, 'send')} left; the forecast finishes {_at(finishes_at)}, "
         f"in {days:.1f} days"
     )
     if days > LONG_CAMPAIGN_DAYS:
-        return Check(Code.LONG_CAMPAIGN, 1, message + f" (more than {LONG_CAMPAIGN_DAYS})")
-    return Check(Code.LONG_CAMPAIGN, 0, message)
+        return Check(PreflightCode.LONG_CAMPAIGN, 1, message + f" (more than {LONG_CAMPAIGN_DAYS})")
+    return Check(PreflightCode.LONG_CAMPAIGN, 0, message)
 
 
 # --- the audience --------------------------------------------------------------------------------------
@@ -490,12 +496,12 @@ def audience_checks(tally: Tally, *, other_campaigns: Sequence[str] = ()) -> lis
         left_out = "they fail without a send"
     return [
         Check(
-            Code.NO_AUDIENCE,
+            PreflightCode.NO_AUDIENCE,
             0 if tally.reachable else 1,
             f"{_plural(tally.reachable, *who)} to send to" if tally.reachable else nobody,
         ),
         Check(
-            Code.NO_CHANNEL,
+            PreflightCode.NO_CHANNEL,
             no_channel,
             f"{_plural(no_channel, 'contact')} with neither a Telegram id nor a username: {left_out}"
             if no_channel
@@ -503,7 +509,7 @@ def audience_checks(tally: Tally, *, other_campaigns: Sequence[str] = ()) -> lis
             no_channel_ids,
         ),
         Check(
-            Code.ALREADY_IN_CAMPAIGN,
+            PreflightCode.ALREADY_IN_CAMPAIGN,
             elsewhere,
             f"{_plural(elsewhere, 'contact')} already in other active campaigns{named}"
             if elsewhere
@@ -556,7 +562,7 @@ def render_checks(tally: Tally, *, ai_text: str) -> list[Check]:
     blank = [f"{_step(i)} for {_plural(n, 'contact')}" for i, n in sorted(empty_steps.items())]
     return [
         Check(
-            Code.MISSING_DATA,
+            PreflightCode.MISSING_DATA,
             missing,
             f"{_plural(missing, 'contact')} would skip a step for missing data: " + _listed(lacking)
             if missing
@@ -564,7 +570,7 @@ def render_checks(tally: Tally, *, ai_text: str) -> list[Check]:
             missing_ids,
         ),
         Check(
-            Code.EMPTY_RENDER,
+            PreflightCode.EMPTY_RENDER,
             empties,
             "A step can come out as an empty message (skipped): " + _listed(blank)
             if empties

@@ -61,7 +61,7 @@ async def preflight(
         *pf.audience_checks(tally, other_campaigns=others),
         *pf.render_checks(tally, ai_text=ctx.settings.ai_personalize_text),
     ]
-    if any(c.code is pf.Code.WINDOW_NEVER_OPEN and c.count for c in checks):
+    if any(c.code is pf.PreflightCode.WINDOW_NEVER_OPEN and c.count for c in checks):
         # Nothing can be placed in a window that never opens: no forecast to make.
         checks.append(
             pf.long_campaign_check(remaining_sends=1, finishes_at=None, reason=NEVER_OPEN, now=ctx.now)

@@ -105,11 +105,11 @@ async def test_a_ready_draft__every_check_listed_and_passing__ok__and_it_starts(
     campaign = await ready(client, org, step="Hi {{contact.first_name|there}}, {quick|short} question")
     body = await campaign.preflight("viewer")
     assert body["ok"] is True
-    assert [c["code"] for c in body["checks"]] == [code.value for code in pf.Code]
+    assert [c["code"] for c in body["checks"]] == [code.value for code in pf.PreflightCode]
     for c in body["checks"]:
         assert set(c) == {"code", "severity", "count", "message", "sample"}
         assert (c["count"], c["sample"]) == (0, []), c
-        assert c["severity"] == pf.SEVERITY[pf.Code(c["code"])].value
+        assert c["severity"] == pf.SEVERITY[pf.PreflightCode(c["code"])].value
         assert c["message"]
     assert check(body, "no_audience")["message"] == "3 contacts of the audience to send to"
     assert "finishes" in check(body, "long_campaign")["message"]

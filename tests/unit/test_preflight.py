@@ -50,11 +50,11 @@ def make_plan(
     return CampaignPlan.from_rows(campaign, rows, reply_wait_hours=168)
 
 
-def by_code(checks: list[pf.Check]) -> dict[pf.Code, pf.Check]:
+def by_code(checks: list[pf.Check]) -> dict[pf.PreflightCode, pf.Check]:
     return {c.code: c for c in checks}
 
 
-def passing(code: pf.Code) -> pf.Check:
+def passing(code: pf.PreflightCode) -> pf.Check:
     return pf.Check(code, 0, "fine")
 
 
@@ -62,27 +62,27 @@ def passing(code: pf.Code) -> pf.Check:
 
 
 def test_report__every_code_once_in_order__ok_unless_an_error_fails():
-    everything = [passing(code) for code in reversed(pf.Code)]
+    everything = [passing(code) for code in reversed(pf.PreflightCode)]
     report = pf.Report.of(everything)
-    assert [c.code for c in report.checks] == list(pf.Code)
+    assert [c.code for c in report.checks] == list(pf.PreflightCode)
     assert report.ok
-    warned = pf.Report.of([*everything, pf.Check(pf.Code.MISSING_DATA, 3, "warn")])
-    assert warned.ok and warned.checks[list(pf.Code).index(pf.Code.MISSING_DATA)].count == 3
-    failed = pf.Report.of([*everything, pf.Check(pf.Code.NO_ACCOUNTS, 1, "none")])
+    warned = pf.Report.of([*everything, pf.Check(pf.PreflightCode.MISSING_DATA, 3, "warn")])
+    assert warned.ok and warned.checks[list(pf.PreflightCode).index(pf.PreflightCode.MISSING_DATA)].count == 3
+    failed = pf.Report.of([*everything, pf.Check(pf.PreflightCode.NO_ACCOUNTS, 1, "none")])
     assert not failed.ok
     with pytest.raises(ValueError, match="long_campaign"):
-        pf.Report.of([c for c in everything if c.code != pf.Code.LONG_CAMPAIGN])
+        pf.Report.of([c for c in everything if c.code != pf.PreflightCode.LONG_CAMPAIGN])
 
 
 def test_severities__errors_are_what_makes_the_start_fail_or_send_nothing():
-    errors = {code for code in pf.Code if pf.SEVERITY[code] is pf.Severity.ERROR}
+    errors = {code for code in pf.PreflightCode if pf.SEVERITY[code] is pf.Severity.ERROR}
     assert errors == {
-        pf.Code.NO_STEPS,
-        pf.Code.FIRST_STEP_WAITS,
-        pf.Code.INVALID_TEMPLATE,
-        pf.Code.NO_ACCOUNTS,
-        pf.Code.WINDOW_NEVER_OPEN,
-        pf.Code.NO_AUDIENCE,
+        pf.PreflightCode.NO_STEPS,
+        pf.PreflightCode.FIRST_STEP_WAITS,
+        pf.PreflightCode.INVALID_TEMPLATE,
+        pf.PreflightCode.NO_ACCOUNTS,
+        pf.PreflightCode.WINDOW_NEVER_OPEN,
+        pf.PreflightCode.NO_AUDIENCE,
     }
 
 
@@ -90,29 +90,29 @@ def test_severities__errors_are_what_makes_the_start_fail_or_send_nothing():
 
 
 def test_no_steps__fires_with_only_hidden_steps():
-    assert by_code(pf.step_checks(make_plan({"is_hidden": True}), NOW))[pf.Code.NO_STEPS].count == 1
-    assert by_code(pf.step_checks(make_plan(), NOW))[pf.Code.NO_STEPS].count == 1
+    assert by_code(pf.step_checks(make_plan({"is_hidden": True}), NOW))[pf.PreflightCode.NO_STEPS].count == 1
+    assert by_code(pf.step_checks(make_plan(), NOW))[pf.PreflightCode.NO_STEPS].count == 1
     checks = by_code(pf.step_checks(make_plan({"is_hidden": True}, {}), NOW))
-    assert checks[pf.Code.NO_STEPS].count == 0
-    assert checks[pf.Code.NO_STEPS].message == "1 visible step"
+    assert checks[pf.PreflightCode.NO_STEPS].count == 0
+    assert checks[pf.PreflightCode.NO_STEPS].message == "1 visible step"
 
 
 def test_first_step_waits__fires_when_the_first_visible_step_waits_for_a_reply():
     plan = make_plan({"is_hidden": True}, {"trigger_type": "after_reply"}, {})
-    check = by_code(pf.step_checks(plan, NOW))[pf.Code.FIRST_STEP_WAITS]
+    check = by_code(pf.step_checks(plan, NOW))[pf.PreflightCode.FIRST_STEP_WAITS]
     assert (check.count, check.sample) == (1, (plan.steps[1].id,))
     plan = make_plan({}, {"trigger_type": "after_reply"})
-    assert by_code(pf.step_checks(plan, NOW))[pf.Code.FIRST_STEP_WAITS].count == 0
+    assert by_code(pf.step_checks(plan, NOW))[pf.PreflightCode.FIRST_STEP_WAITS].count == 0
 
 
 def test_invalid_template__names_each_broken_visible_step():
     plan = make_plan({"content": "{x"}, {"content": "ok"}, {"content": "{{contact.age}}"})
-    check = by_code(pf.step_checks(plan, NOW))[pf.Code.INVALID_TEMPLATE]
+    check = by_code(pf.step_checks(plan, NOW))[pf.PreflightCode.INVALID_TEMPLATE]
     assert check.count == 2
     assert check.sample == (plan.steps[0].id, plan.steps[2].id)
     assert "step 1: unclosed spintax" in check.message and "step 3: unknown placeholder" in check.message
     hidden = make_plan({"content": "{x", "is_hidden": True}, {})
-    assert by_code(pf.step_checks(hidden, NOW))[pf.Code.INVALID_TEMPLATE].count == 0
+    assert by_code(pf.step_checks(hidden, NOW))[pf.PreflightCode.INVALID_TEMPLATE].count == 0
 
 
 # --- accounts --------------------------------------------------------------------------------------------
@@ -125,23 +125,28 @@ def account(name: str = "Anna", *, found: bool = True, sent: int = 0, **rules: A
 def test_no_accounts__none_found_or_active():
     plan = make_plan({})
     for accounts, named in (([], False), ([account(found=False), account(active=False)], True)):
-        check = by_code(pf.account_checks(plan, accounts, named=named, now=NOW))[pf.Code.NO_ACCOUNTS]
+        check = by_code(pf.account_checks(plan, accounts, named=named, now=NOW))[pf.PreflightCode.NO_ACCOUNTS]
         assert check.count == 1, accounts
     assert (
         "no active one"
-        in by_code(pf.account_checks(plan, [], named=False, now=NOW))[pf.Code.NO_ACCOUNTS].message
+        in by_code(pf.account_checks(plan, [], named=False, now=NOW))[pf.PreflightCode.NO_ACCOUNTS].message
     )
     ok = by_code(pf.account_checks(plan, [account(), account(active=False)], named=True, now=NOW))
-    assert ok[pf.Code.NO_ACCOUNTS].count == 0
+    assert ok[pf.PreflightCode.NO_ACCOUNTS].count == 0
 
 
 def test_account_inactive__samples_the_accounts_that_do_not_send():
     plan = make_plan({})
     gone, off, on = account("Gone", found=False), account("Off", active=False), account("On")
-    check = by_code(pf.account_checks(plan, [gone, on, off], named=True, now=NOW))[pf.Code.ACCOUNT_INACTIVE]
+    check = by_code(pf.account_checks(plan, [gone, on, off], named=True, now=NOW))[
+        pf.PreflightCode.ACCOUNT_INACTIVE
+    ]
     assert (check.count, check.sample) == (2, (gone.id, off.id))
     assert "Gone; Off" in check.message
-    assert by_code(pf.account_checks(plan, [on], named=True, now=NOW))[pf.Code.ACCOUNT_INACTIVE].count == 0
+    assert (
+        by_code(pf.account_checks(plan, [on], named=True, now=NOW))[pf.PreflightCode.ACCOUNT_INACTIVE].count
+        == 0
+    )
 
 
 def test_account_blocked__restricted_or_flood_blocked_now_says_until_when():
@@ -151,13 +156,16 @@ def test_account_blocked__restricted_or_flood_blocked_now_says_until_when():
     flooded = account("Floody", blocked_until=until, block_reason="flood_wait")
     expired = account("Was", blocked_until=NOW - dt.timedelta(seconds=1))
     check = by_code(pf.account_checks(plan, [restricted, flooded, expired], named=True, now=NOW))[
-        pf.Code.ACCOUNT_BLOCKED
+        pf.PreflightCode.ACCOUNT_BLOCKED
     ]
     assert (check.count, check.sample) == (2, (restricted.id, flooded.id))
     assert "Spammy is spam-restricted" in check.message
     assert "Floody is flood-blocked (flood_wait) until 2026-12-03 13:00 UTC" in check.message
     assert (
-        by_code(pf.account_checks(plan, [expired], named=True, now=NOW))[pf.Code.ACCOUNT_BLOCKED].count == 0
+        by_code(pf.account_checks(plan, [expired], named=True, now=NOW))[
+            pf.PreflightCode.ACCOUNT_BLOCKED
+        ].count
+        == 0
     )
 
 
@@ -167,14 +175,14 @@ def test_account_at_cap__todays_sends_at_the_cap_in_the_accounts_zone():
     left = account("Left", sent=19, daily_cap=20)
     uncapped = account("Free", sent=500, daily_cap=0)
     check = by_code(pf.account_checks(plan, [full, left, uncapped], named=True, now=NOW))[
-        pf.Code.ACCOUNT_AT_CAP
+        pf.PreflightCode.ACCOUNT_AT_CAP
     ]
     assert (check.count, check.sample) == (1, (full.id,))
     assert "Full: 20/20 sends today, next after 2026-12-04 00:00 Europe/Berlin" in check.message
     # The campaign's daily target lowers the cap it may use.
     targeted = make_plan({}, audience={"dailySendTarget": 10})
     check = by_code(pf.account_checks(targeted, [account(sent=10, daily_cap=20)], named=True, now=NOW))
-    assert check[pf.Code.ACCOUNT_AT_CAP].count == 1
+    assert check[pf.PreflightCode.ACCOUNT_AT_CAP].count == 1
 
 
 def test_window_never_open__an_account_whose_window_the_schedule_functions_never_open(monkeypatch):
@@ -184,18 +192,18 @@ def test_window_never_open__an_account_whose_window_the_schedule_functions_never
     assert pf.opening(hours, NOW) == NOW  # a Thursday 10:00
     assert pf.opening(hours, NOW.replace(hour=18)) == dt.datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
     check = by_code(pf.account_checks(plan, [with_hours, anytime], named=True, now=NOW))
-    assert check[pf.Code.WINDOW_NEVER_OPEN].count == 0
+    assert check[pf.PreflightCode.WINDOW_NEVER_OPEN].count == 0
     # No window within the search: what a schedule whose every window DST erased comes to.
     monkeypatch.setattr(sched, "_SEARCH_DAYS", 0)
     assert pf.opening(hours, NOW) is None
     check = by_code(pf.account_checks(plan, [with_hours, anytime], named=True, now=NOW))[
-        pf.Code.WINDOW_NEVER_OPEN
+        pf.PreflightCode.WINDOW_NEVER_OPEN
     ]
     assert (check.count, check.sample) == (1, (with_hours.id,))
     assert check.message == "The working hours never open for: Hours"
     campaign_window = make_plan({}, schedule=hours.to_json())
     check = by_code(pf.account_checks(campaign_window, [anytime], named=True, now=NOW))[
-        pf.Code.WINDOW_NEVER_OPEN
+        pf.PreflightCode.WINDOW_NEVER_OPEN
     ]
     assert check.count == 1 and check.message.startswith("The campaign's schedule never open")
 
@@ -233,10 +241,10 @@ def test_audience_checks__no_audience_no_channel_already_in_campaign():
     empty = pf.Tally(plan, drafted=True)
     empty.add({}, [(i, uuid.UUID(int=i)) for i in range(7, 0, -1)], count=7, reachable=False)
     checks = by_code(pf.audience_checks(empty))
-    assert checks[pf.Code.NO_AUDIENCE].count == 1
-    assert "the start would fail" in checks[pf.Code.NO_AUDIENCE].message
-    assert checks[pf.Code.NO_CHANNEL].count == 7
-    assert checks[pf.Code.NO_CHANNEL].sample == tuple(uuid.UUID(int=i) for i in range(1, 6))
+    assert checks[pf.PreflightCode.NO_AUDIENCE].count == 1
+    assert "the start would fail" in checks[pf.PreflightCode.NO_AUDIENCE].message
+    assert checks[pf.PreflightCode.NO_CHANNEL].count == 7
+    assert checks[pf.PreflightCode.NO_CHANNEL].sample == tuple(uuid.UUID(int=i) for i in range(1, 6))
 
     tally = pf.Tally(plan, drafted=False)
     ids = [uuid.uuid4() for _ in range(4)]
@@ -244,17 +252,20 @@ def test_audience_checks__no_audience_no_channel_already_in_campaign():
     tally.add({}, [(1, ids[1])], reachable=False)
     tally.add(contact(), [(3, ids[3]), (2, ids[2])], count=2, elsewhere=True)
     checks = by_code(pf.audience_checks(tally, other_campaigns=["Spring", "Autumn"]))
-    assert checks[pf.Code.NO_AUDIENCE].count == 0
-    assert checks[pf.Code.NO_AUDIENCE].message == "3 open participants to send to"
-    assert (checks[pf.Code.NO_CHANNEL].count, checks[pf.Code.NO_CHANNEL].sample) == (1, (ids[1],))
-    elsewhere = checks[pf.Code.ALREADY_IN_CAMPAIGN]
+    assert checks[pf.PreflightCode.NO_AUDIENCE].count == 0
+    assert checks[pf.PreflightCode.NO_AUDIENCE].message == "3 open participants to send to"
+    assert (checks[pf.PreflightCode.NO_CHANNEL].count, checks[pf.PreflightCode.NO_CHANNEL].sample) == (
+        1,
+        (ids[1],),
+    )
+    elsewhere = checks[pf.PreflightCode.ALREADY_IN_CAMPAIGN]
     assert (elsewhere.count, elsewhere.sample) == (2, (ids[2], ids[3]))
     assert "(Spring, Autumn)" in elsewhere.message
     alone = pf.Tally(plan, drafted=True)
     alone.add(contact(), [(0, ids[0])])
     checks = by_code(pf.audience_checks(alone))
-    assert checks[pf.Code.NO_AUDIENCE].message == "1 contact of the audience to send to"
-    codes = (pf.Code.NO_AUDIENCE, pf.Code.NO_CHANNEL, pf.Code.ALREADY_IN_CAMPAIGN)
+    assert checks[pf.PreflightCode.NO_AUDIENCE].message == "1 contact of the audience to send to"
+    codes = (pf.PreflightCode.NO_AUDIENCE, pf.PreflightCode.NO_CHANNEL, pf.PreflightCode.ALREADY_IN_CAMPAIGN)
     assert [checks[c].count for c in codes] == [0, 0, 0]
 
 
@@ -279,7 +290,7 @@ def test_missing_data__counts_the_contacts_that_cannot_fill_a_placeholder_withou
         [contact(), contact(first_name=" "), contact(first_name=None, last_name=None)]
         + [contact(first_name="")] * 5,
     )
-    check = by_code(pf.render_checks(tally, ai_text=""))[pf.Code.MISSING_DATA]
+    check = by_code(pf.render_checks(tally, ai_text=""))[pf.PreflightCode.MISSING_DATA]
     assert check.count == 7
     assert check.sample == tuple(ids[1:6])
     assert check.message == (
@@ -287,7 +298,7 @@ def test_missing_data__counts_the_contacts_that_cannot_fill_a_placeholder_withou
         "7 contacts no value for it"
     )
     everyone, _ = tally_of(plan, [contact(), contact(last_name="")])
-    assert by_code(pf.render_checks(everyone, ai_text=""))[pf.Code.MISSING_DATA].count == 0
+    assert by_code(pf.render_checks(everyone, ai_text=""))[pf.PreflightCode.MISSING_DATA].count == 0
 
 
 def test_missing_data__every_placeholder_a_contact_lacks_in_any_spintax_option():
@@ -304,7 +315,7 @@ def test_missing_data__every_placeholder_a_contact_lacks_in_any_spintax_option()
             contact(first_name="", last_name="", display_name=" ", company_name="Acme", username="ann"),
         ],
     )
-    check = by_code(pf.render_checks(tally, ai_text=""))[pf.Code.MISSING_DATA]
+    check = by_code(pf.render_checks(tally, ai_text=""))[pf.PreflightCode.MISSING_DATA]
     assert (check.count, set(check.sample)) == (2, {ids[0], ids[2]})
     assert "{{contact.last_name}} in step 1 has no fallback and 2 contacts" in check.message
     assert "{{contact.username}} in step 1 has no fallback and 1 contact no value" in check.message
@@ -329,7 +340,7 @@ def test_missing_data__only_steps_left_and_let_through_by_their_conditions():
             contact(last_name="", from_step=1),  # step 3 applies
         ],
     )
-    check = by_code(pf.render_checks(tally, ai_text=""))[pf.Code.MISSING_DATA]
+    check = by_code(pf.render_checks(tally, ai_text=""))[pf.PreflightCode.MISSING_DATA]
     assert (check.count, check.sample) == (1, (ids[2],))
     assert "{{contact.last_name}} in step 3" in check.message
 
@@ -338,16 +349,16 @@ def test_empty_render__a_step_that_can_come_out_empty():
     plan = make_plan({"content": "{{contact.first_name|}}"}, {"content": "{|Hi} {{ai.personalize}}"})
     tally, ids = tally_of(plan, [contact(), contact(first_name="")])
     checks = by_code(pf.render_checks(tally, ai_text=""))
-    empty = checks[pf.Code.EMPTY_RENDER]
+    empty = checks[pf.PreflightCode.EMPTY_RENDER]
     assert (empty.count, empty.sample) == (2, tuple(ids))
     assert empty.message == (
         "A step can come out as an empty message (skipped): step 1 for 1 contact; step 2 for 2 contacts"
     )
-    assert checks[pf.Code.MISSING_DATA].count == 0
-    with_ai = by_code(pf.render_checks(tally, ai_text="Loved your talk"))[pf.Code.EMPTY_RENDER]
+    assert checks[pf.PreflightCode.MISSING_DATA].count == 0
+    with_ai = by_code(pf.render_checks(tally, ai_text="Loved your talk"))[pf.PreflightCode.EMPTY_RENDER]
     assert (with_ai.count, with_ai.sample) == (1, (ids[1],))
     named, _ = tally_of(make_plan({"content": "{{contact.first_name|}}"}), [contact()])
-    assert by_code(pf.render_checks(named, ai_text=""))[pf.Code.EMPTY_RENDER].count == 0
+    assert by_code(pf.render_checks(named, ai_text=""))[pf.PreflightCode.EMPTY_RENDER].count == 0
 
 
 def test_groups__contacts_that_fare_alike_share_one_group():
@@ -357,7 +368,7 @@ def test_groups__contacts_that_fare_alike_share_one_group():
         [contact(first_name=f"N{i}", email=f"{i}@x") for i in range(1000)] + [contact(first_name="")] * 1000,
     )
     assert len(tally.groups) == 2
-    assert by_code(pf.render_checks(tally, ai_text=""))[pf.Code.MISSING_DATA].count == 1000
+    assert by_code(pf.render_checks(tally, ai_text=""))[pf.PreflightCode.MISSING_DATA].count == 1000
 
 
 def test_renders__every_spintax_combination_then_random_picks():

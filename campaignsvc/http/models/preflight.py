@@ -6,7 +6,7 @@ import uuid
 
 from pydantic import BaseModel, Field
 
-from campaignsvc.domain.preflight import Code, Severity
+from campaignsvc.domain.preflight import PreflightCode, Severity
 
 CODES = (
     "no_steps, first_step_waits, invalid_template (samples: step ids); no_accounts; account_inactive, "
@@ -17,7 +17,7 @@ CODES = (
 
 
 class PreflightCheck(BaseModel):
-    code: Code = Field(description=f"What is checked: {CODES}")
+    code: PreflightCode = Field(description=f"What is checked: {CODES}")
     severity: Severity = Field(
         description="error: the start would fail or nothing would be sent; warning: worth knowing first"
     )
