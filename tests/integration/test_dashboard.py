@@ -7,6 +7,7 @@ from importlib import resources
 
 import attrs
 
+from campaignsvc.domain.waiting import Code
 from campaignsvc.http.app import create_app
 from tests.integration.dispatch_helpers import start_env
 
@@ -28,6 +29,20 @@ async def test_dashboard__page_and_assets_are_served_without_headers(client):
     script = (await (await client.get("/dashboard/dashboard.js")).get_data()).decode()
     for path in ("/api/campaigns/agents/throttle", "/api/campaigns?limit=", "/stats", "X-Organization-Id"):
         assert path in script
+    # The campaign view: its panels in the page, what they read, every text set as text.
+    for panel in ('id="campaign-view"', 'id="waiting-panel"', 'id="forecast-panel"', 'id="preflight-panel"'):
+        assert panel in html, panel
+    for path in ("/forecast", "/preflight", "#campaign=", "hashchange", "textContent"):
+        assert path in script, path
+    assert "innerHTML" not in script and "insertAdjacentHTML" not in script and "eval(" not in script
+
+
+async def test_dashboard__every_waiting_code_has_a_meaning_on_the_page(client):
+    script = (await (await client.get("/dashboard/dashboard.js")).get_data()).decode()
+    css = (await (await client.get("/dashboard/dashboard.css")).get_data()).decode()
+    for code in Code:
+        assert f'["{code.value}", "' in script, code
+        assert f".w-{code.value} " in css, code
 
 
 async def test_dashboard__unknown_files_are_404_never_500(client):
