@@ -205,6 +205,14 @@ PREFLIGHT = """JSON.stringify({
      c.querySelector('.check-message').textContent])})"""
 
 
+FAILING_FORECAST = """(() => {
+  const real = window.fetch;
+  window.fetch = (path, init) => String(path).endsWith('/forecast')
+    ? Promise.resolve(new Response(JSON.stringify({error: 'forecast down'}), {status: 500}))
+    : real(path, init);
+})();"""
+
+
 def _ready(name: str, cid: str) -> str:
     return (
         f"document.getElementById('{name}-panel')?.dataset.state === 'ready' && "
@@ -388,6 +396,27 @@ async def test_dashboard__chromium_shows_a_campaigns_waits_forecast_and_a_drafts
                 await page.evaluate("document.getElementById('view-close').click()")
                 await page.wait_for("document.getElementById('campaign-view').hidden")
                 assert await page.evaluate("window.location.hash") == ""
+                assert page.problems() == []
+
+                # A failing forecast breaks its panel only: the page's fetch answers 500 for it.
+                await page.call(
+                    "Page.addScriptToEvaluateOnNewDocument",
+                    source=FAILING_FORECAST,
+                )
+                await page.call("Page.navigate", url="about:blank")  # a new document, not a hash change
+                await page.call(
+                    "Page.navigate", url=f"{service.base_url}/dashboard?org={org.id}#campaign={active}"
+                )
+                await page.wait_for(
+                    "document.getElementById('forecast-panel')?.dataset.state === 'error'", within=30
+                )
+                assert "500" in await page.evaluate(
+                    "document.querySelector('#forecast-panel .panel-problem').textContent"
+                )
+                await page.wait_for(_ready("waiting", active))
+                await page.wait_for("document.querySelectorAll('.campaign').length === 2")
+                await page.wait_for("document.querySelectorAll('.account').length === 3")
+                assert await page.evaluate("document.getElementById('problem').hidden")
                 assert page.problems() == []
         log = service.log()
         assert "Traceback" not in log

@@ -343,7 +343,8 @@ function showWaiting(stats) {
   const total = codes.reduce((n, code) => n + waiting[code], 0);
   const asOf = el("p", { class: "muted as-of", text: `${total} open participant(s) · as of ${time(stats.waitingAsOf)}` });
   if (!total) {
-    showPanel("waiting", "ready", el("p", { class: "muted", text: "Nothing is waiting: no open participants." }), asOf);
+    const none = stats.total ? "Nothing is waiting: no open participants." : "No participants yet: a draft enrols them at its start.";
+    showPanel("waiting", "ready", el("p", { class: "muted", text: none }), asOf);
     return;
   }
   const label = (code) => (WAITING_INFO[code] ? WAITING_INFO[code].label : code);
