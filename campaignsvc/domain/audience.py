@@ -16,6 +16,8 @@ import attrs
 
 DEFAULT_GAP_S = 60.0
 MAX_GAP_S = 86_400.0
+# How long an automatic answer (away message, business bot) holds the participant's next send back.
+DEFAULT_AUTO_REPLY_PAUSE_HOURS = 24.0
 
 
 def _number(value: Any) -> float | None:
@@ -56,6 +58,7 @@ class Audience:
     gap_max_s: float
     daily_target: int | None
     reply_wait_hours: float | None
+    auto_reply_pause_hours: float = DEFAULT_AUTO_REPLY_PAUSE_HOURS
 
     @classmethod
     def parse(cls, stored: Mapping[str, Any] | None) -> Audience:
@@ -64,6 +67,7 @@ class Audience:
         given = raw.get("filters")
         filters: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
         wait = raw.get("replyWaitHours")
+        pause = raw.get("autoReplyPauseHours")
         low, high = gap_range(raw)
         return cls(
             stored=raw,
@@ -77,6 +81,11 @@ class Audience:
             gap_max_s=high,
             daily_target=_positive_int(raw.get("dailySendTarget")),
             reply_wait_hours=float(wait) if isinstance(wait, (int, float)) else None,
+            auto_reply_pause_hours=(
+                min(max(float(pause), 0.0), 720.0)
+                if isinstance(pause, (int, float)) and not isinstance(pause, bool)
+                else DEFAULT_AUTO_REPLY_PAUSE_HOURS
+            ),
         )
 
     def without_account(self, account_id: uuid.UUID) -> dict[str, Any]:

@@ -51,3 +51,4 @@ class Waiting(StrEnum):
     FLOOD = "flood"
     WINDOW = "window"
     ACCOUNT_PAUSED = "account_paused"
+    AUTO_REPLY = "auto_reply"  # an automatic answer holds the next send back (autoReplyPauseHours)

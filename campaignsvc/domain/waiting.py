@@ -52,6 +52,7 @@ class Code(StrEnum):
     IN_DOUBT = "in_doubt"
     RETRY_BACKOFF = "retry_backoff"
     MISSING_DATA = "missing_data"
+    AUTO_REPLY_PAUSE = "auto_reply_pause"
 
 
 # A participant waiting for a stored time: its stored reason names the code.
@@ -61,6 +62,7 @@ _TIMED = {
     Waiting.FLOOD: Code.FLOOD_BLOCKED,
     Waiting.WINDOW: Code.OUTSIDE_WINDOW,
     CAP_REASON: Code.DAILY_CAP,
+    Waiting.AUTO_REPLY: Code.AUTO_REPLY_PAUSE,
 }
 
 
@@ -237,6 +239,8 @@ def _timed(p: Participant, plan: CampaignPlan, account: Account, now: datetime, 
         Code.OUTSIDE_WINDOW: f"Outside sending hours: the window opens at {when}",
         Code.DAILY_CAP: f"Daily limit of {account.name} ({account.policy.cap(plan)}/day) reached: next send "
         f"at {when}",
+        Code.AUTO_REPLY_PAUSE: f"The contact's automatic answer (away message or bot) holds the next send "
+        f"until {when}",
         Code.QUEUED: f"Spread behind other first messages of {account.name}: goes out at {when}",
         Code.STEP_DELAY: f"{_step(p.current_step).capitalize()} is due at {when}",
     }

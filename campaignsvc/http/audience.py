@@ -28,18 +28,21 @@ from campaignsvc.errors import UniqueViolation
 from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
-from campaignsvc.http.errors import ApiError, conflict, validation
+from campaignsvc.http.errors import ApiError, conflict, not_found, validation
 from campaignsvc.http.models.audience import (
     BulkAdded,
     CsvImport,
     Deleted,
     ImportResult,
+    IntentPatch,
+    ParticipantIntent,
     ParticipantsBulk,
     UsernameImport,
 )
 from campaignsvc.http.scope import campaign_or_404, raise_references, reference_errors
 from campaignsvc.storage import audience as db
 from campaignsvc.storage import campaigns as campaigns_db
+from campaignsvc.storage import replies as replies_db
 
 bp = Blueprint("audience", __name__, url_prefix="/api/campaigns")
 
@@ -194,6 +197,34 @@ async def remove_participant(id: uuid.UUID, contactId: uuid.UUID) -> dict[str, i
     if outcome == "busy":
         raise conflict("A message to this participant is being sent; try again when it is recorded")
     return {"deleted": 1 if outcome == "deleted" else 0}
+
+
+@endpoint(
+    bp,
+    "PATCH",
+    "/<id>/participants/<participantId>",
+    summary="Correct what a participant's reply means (the rules never overwrite a person's reading)",
+    body=IntentPatch,
+    response=ParticipantIntent,
+    errors=(404,),
+)
+async def set_reply_intent(id: uuid.UUID, participantId: uuid.UUID, body: IntentPatch) -> dict[str, Any]:
+    org = ident.current().organization_id
+
+    async def run(conn: asyncpg.Connection) -> asyncpg.Record | None:
+        await campaign_or_404(conn, org, id)
+        return await replies_db.set_intent(conn, org, id, participantId, body.replyIntent)
+
+    row = await services().store.run(run)
+    if row is None:
+        raise not_found("Participant not found")
+    return {
+        "participantId": row["id"],
+        "contactId": row["contact_id"],
+        "status": row["status"],
+        "replyIntent": row["reply_intent"],
+        "repliedAt": row["replied_at"],
+    }
 
 
 @endpoint(

@@ -82,7 +82,8 @@ async def stats(id: uuid.UUID) -> dict[str, Any]:
     org = ident.current().organization_id
 
     async def run(conn: asyncpg.Connection, org: uuid.UUID) -> dict[str, Any]:
-        return stats_body(await db.participant_counts(conn, org, id), await db.outcome_summary(conn, org, id))
+        body = stats_body(await db.participant_counts(conn, org, id), await db.outcome_summary(conn, org, id))
+        return body | {"repliesByIntent": await db.replies_by_intent(conn, org, id)}
 
     async def count_waiting() -> tuple[dict[str, int], dt.datetime]:
         inputs = _waiting_inputs(svc)  # taken when the count runs, in the background too
@@ -179,6 +180,8 @@ def _participant(
         "next_send_at": None if row["status"] == "failed" else row["next_send_at"],
         "sequence_total_steps": steps,
         "waiting": waiting_body(wait),
+        "reply_intent": row["reply_intent"],
+        "auto_replied_at": row["auto_replied_at"],
     }
 
 

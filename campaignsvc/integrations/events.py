@@ -38,6 +38,7 @@ PUBLISHED_TYPES: frozenset[str] = frozenset(
         "lead.created.from.campaign",
         "campaign.message.sent",
         "campaign.message.failed",
+        "campaign.participant.replied",
     }
 )
 

@@ -13,8 +13,8 @@ import asyncpg
 # decided by :func:`_answering` after the rows are locked.
 _CANDIDATES = """
     SELECT cp.id, cp.campaign_id, cp.contact_id, cp.bd_account_id, cp.channel_id, cp.status, cp.current_step,
-           cp.next_send_at, cp.waiting_reason, cp.replied_at, cp.last_sent_at, c.organization_id, c.schedule,
-           c.lead_creation_settings, c.pipeline_id
+           cp.next_send_at, cp.waiting_reason, cp.replied_at, cp.last_sent_at, cp.reply_intent, cp.reply_intent_by,
+           c.organization_id, c.schedule, c.lead_creation_settings, c.pipeline_id, c.target_audience
     FROM campaign_participants cp JOIN campaigns c ON c.id = cp.campaign_id
     WHERE c.organization_id = $1 AND c.deleted_at IS NULL AND c.status <> 'draft'
       AND cp.status IN ('pending', 'sent', 'completed', 'failed', 'replied')
@@ -142,13 +142,18 @@ async def account_row(conn: asyncpg.Connection, bd_account_id: uuid.UUID | None)
 
 
 async def mark_replied(
-    conn: asyncpg.Connection, participant_id: uuid.UUID, replied_at: datetime, lead_due: bool
+    conn: asyncpg.Connection,
+    participant_id: uuid.UUID,
+    replied_at: datetime,
+    lead_due: bool,
+    intent: str | None,
 ) -> None:
     await conn.execute(
         """
         UPDATE campaign_participants
         SET status = 'replied', replied_at = COALESCE(replied_at, $2), next_send_at = NULL, waiting_reason = NULL,
             lead_due_at = CASE WHEN $3 AND lead_created_at IS NULL THEN now() ELSE lead_due_at END,
+            reply_intent = $4,
             metadata = COALESCE(metadata, '{}'::jsonb) || jsonb_build_object('lastReplyAt', $2::timestamptz),
             updated_at = now()
         WHERE id = $1
@@ -156,16 +161,23 @@ async def mark_replied(
         participant_id,
         replied_at,
         lead_due,
+        intent,
     )
 
 
 async def release_after_reply(
-    conn: asyncpg.Connection, participant_id: uuid.UUID, replied_at: datetime, due: datetime, step: int
+    conn: asyncpg.Connection,
+    participant_id: uuid.UUID,
+    replied_at: datetime,
+    due: datetime,
+    step: int,
+    intent: str | None,
 ) -> None:
     await conn.execute(
         """
         UPDATE campaign_participants
         SET replied_at = COALESCE(replied_at, $2), next_send_at = $3, current_step = $4, waiting_reason = NULL,
+            reply_intent = $5,
             metadata = COALESCE(metadata, '{}'::jsonb) || jsonb_build_object('lastReplyAt', $2::timestamptz),
             updated_at = now()
         WHERE id = $1
@@ -174,21 +186,72 @@ async def release_after_reply(
         replied_at,
         due,
         step,
+        intent,
     )
 
 
-async def note_reply(conn: asyncpg.Connection, participant_id: uuid.UUID, replied_at: datetime) -> None:
-    """A reply that changes nothing about the schedule (already released, or already replied) is kept."""
+async def note_reply(
+    conn: asyncpg.Connection, participant_id: uuid.UUID, replied_at: datetime, intent: str | None
+) -> None:
+    """A reply that changes nothing about the schedule (already released, or already replied) is kept,
+    with the participant's intent after it (domain/replies.merged)."""
     await conn.execute(
         """
         UPDATE campaign_participants
-        SET replied_at = COALESCE(replied_at, $2),
+        SET replied_at = COALESCE(replied_at, $2), reply_intent = $3,
             metadata = COALESCE(metadata, '{}'::jsonb) || jsonb_build_object('lastReplyAt', $2::timestamptz),
             updated_at = now()
         WHERE id = $1
         """,
         participant_id,
         replied_at,
+        intent,
+    )
+
+
+async def note_auto_reply(
+    conn: asyncpg.Connection, participant_id: uuid.UUID, at: datetime, hold_until: datetime | None
+) -> bool:
+    """An automatic answer (away message, business bot): recorded, and the participant's next send held
+    back to ``hold_until`` (None: not held). True when the send moved."""
+    moved = await conn.fetchval(
+        """
+        WITH before AS (SELECT next_send_at FROM campaign_participants WHERE id = $1)
+        UPDATE campaign_participants cp
+        SET auto_replied_at = $2,
+            next_send_at = CASE WHEN $3::timestamptz IS NOT NULL AND cp.next_send_at < $3 THEN $3 ELSE cp.next_send_at END,
+            waiting_reason = CASE WHEN $3::timestamptz IS NOT NULL AND cp.next_send_at < $3 THEN 'auto_reply'
+                                  ELSE cp.waiting_reason END,
+            metadata = COALESCE(cp.metadata, '{}'::jsonb) || jsonb_build_object('lastAutoReplyAt', $2::timestamptz),
+            updated_at = now()
+        FROM before
+        WHERE cp.id = $1
+        RETURNING cp.next_send_at IS DISTINCT FROM before.next_send_at
+        """,
+        participant_id,
+        at,
+        hold_until,
+    )
+    return bool(moved)
+
+
+async def set_intent(
+    conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID, participant_id: uuid.UUID, intent: str
+) -> asyncpg.Record | None:
+    """A person's reading of the participant's reply; rules never overwrite it. None: no such participant
+    of the organization's live campaign."""
+    return await conn.fetchrow(
+        """
+        UPDATE campaign_participants cp SET reply_intent = $4, reply_intent_by = 'person', updated_at = now()
+        FROM campaigns c
+        WHERE cp.id = $3 AND cp.campaign_id = $2 AND c.id = cp.campaign_id AND c.organization_id = $1
+          AND c.deleted_at IS NULL
+        RETURNING cp.id, cp.contact_id, cp.status, cp.reply_intent, cp.replied_at
+        """,
+        org,
+        campaign_id,
+        participant_id,
+        intent,
     )
 
 

@@ -162,6 +162,24 @@ async def participant_counts(
     )
 
 
+async def replies_by_intent(
+    conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID
+) -> dict[str, int]:
+    """Replied participants by the intent of their reply (``unknown`` when none was read): an index-only
+    scan of idx_cp_reply_intent (migrations/0011), the replied participants only."""
+    rows = await conn.fetch(
+        f"""
+        SELECT COALESCE(cp.reply_intent, 'unknown') AS intent, count(*)::int AS n
+        FROM campaign_participants cp
+        WHERE cp.campaign_id = $1 AND cp.status = 'replied' AND {_OWNED}
+        GROUP BY 1 ORDER BY 1
+        """,
+        campaign_id,
+        org,
+    )
+    return {r["intent"]: r["n"] for r in rows}
+
+
 async def outcome_summary(
     conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID, *, recount: bool = False
 ) -> asyncpg.Record:
@@ -342,6 +360,7 @@ async def participant_rows(
         f"""
         SELECT cp.id AS participant_id, cp.contact_id, cp.bd_account_id, cp.channel_id, cp.status,
                cp.current_step, cp.next_send_at, cp.first_sent_at, cp.replied_at, cp.read_at AS read_mark,
+               cp.reply_intent, cp.auto_replied_at,
                COALESCE(cp.last_error, cp.metadata->>'lastError') AS last_error,
                ct.first_name, ct.last_name, ct.display_name, ct.username, ct.telegram_id, ct.email, ct.phone,
                cv.id AS conversation_id, cv.shared_chat_created_at, st.name AS pipeline_stage_name,

@@ -2,7 +2,8 @@
 participants grouped by everything the explanation depends on), their accounts, and which due
 participant is first in line on each account.
 
-A group is (account, stored reason, when — none / due / later, position, which contact fields are empty):
+A group is (account, stored reason, when — none / due / later today / after the account's next local
+midnight, position, which contact fields are empty):
 every participant of a group gets the same explanation, except the first due one of an account (its
 gap) — so counting and filtering by code costs one aggregate over the open participants, however many.
 """
@@ -10,7 +11,7 @@ gap) — so counting and filtering by code costs one aggregate over the open par
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -45,9 +46,16 @@ def _mask(columns: dict[str, str] | None) -> str:
     return "(" + " || ".join(bits) + ")"
 
 
-def _when(now: str) -> str:
-    """0: no next send (a reply wait, or not scheduled yet); 1: due at ``now``; 2: later."""
-    return f"(CASE WHEN cp.next_send_at IS NULL THEN 0 WHEN cp.next_send_at <= {now} THEN 1 ELSE 2 END)"
+def _when(now: str, midnight: str) -> str:
+    """0: no next send (a reply wait, or not scheduled yet); 1: due at ``now``; 2: later, before its
+    account's next local ``midnight`` (NULL: no such boundary); 3: from then on."""
+    return f"""(CASE WHEN cp.next_send_at IS NULL THEN 0 WHEN cp.next_send_at <= {now} THEN 1
+                  WHEN {midnight} IS NULL OR cp.next_send_at < {midnight} THEN 2 ELSE 3 END)"""
+
+
+async def account_zones(conn: asyncpg.Connection, org: uuid.UUID) -> list[asyncpg.Record]:
+    """Every account of the organization with its time zone (its days start at its local midnight)."""
+    return await conn.fetch("SELECT id, timezone FROM bd_accounts WHERE organization_id = $1", org)
 
 
 # A due participant's place in its account's queue is counted up to this (the count costs one index entry
@@ -60,21 +68,31 @@ def group_key(row: Any) -> tuple[Any, ...]:
 
 
 async def groups(
-    conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID, now: datetime, *, with_fields: bool
+    conn: asyncpg.Connection,
+    org: uuid.UUID,
+    campaign_id: uuid.UUID,
+    now: datetime,
+    midnights: Mapping[uuid.UUID, datetime],
+    *,
+    with_fields: bool,
 ) -> list[asyncpg.Record]:
-    """The open participants grouped: (bd_account_id, reason, when_, current_step, mask, n). ``mask`` says
-    which of FIELDS are empty (only ``with_fields``: the contacts are joined only when a step reads them)."""
+    """The open participants grouped: (bd_account_id, reason, when_, current_step, mask, n), ``midnights``
+    each account's next local midnight. ``mask`` says which of FIELDS are empty (only ``with_fields``: the
+    contacts are joined only when a step reads them)."""
     return await conn.fetch(
         f"""
-        SELECT cp.bd_account_id, COALESCE(cp.waiting_reason, '') AS reason, {_when("$3")} AS when_,
+        SELECT cp.bd_account_id, COALESCE(cp.waiting_reason, '') AS reason, {_when("$3", "m.at")} AS when_,
                cp.current_step, {_mask(_JOINED if with_fields else None)} AS mask, count(*)::int AS n
         FROM campaign_participants cp {_CONTACT_JOINS if with_fields else ""}
+        LEFT JOIN unnest($4::uuid[], $5::timestamptz[]) AS m (id, at) ON m.id = cp.bd_account_id
         WHERE cp.campaign_id = $1 AND {_OPEN} AND {_OWNED}
         GROUP BY 1, 2, 3, 4, 5
         """,
         campaign_id,
         org,
         now,
+        list(midnights),
+        list(midnights.values()),
     )
 
 
@@ -135,10 +153,13 @@ def filter_sql(first_arg: int, *, with_fields: bool) -> str:
     """A WHERE fragment for the participants page (a query over ``cp`` joining nothing): the open
     participants of the groups given as arrays (accounts, reasons, whens, steps, masks) at
     ``$first_arg``…``$first_arg+4``, the time at ``$first_arg+5``, except the ids at ``$first_arg+6``,
-    plus the ids at ``$first_arg+7``."""
+    plus the ids at ``$first_arg+7``; the accounts' next midnights as arrays at ``$first_arg+8`` (ids) and
+    ``$first_arg+9`` (times)."""
     a = first_arg
+    midnight = f"""(SELECT m.at FROM unnest(${a + 8}::uuid[], ${a + 9}::timestamptz[]) AS m (id, at)
+                    WHERE m.id = cp.bd_account_id)"""
     return f"""({_OPEN} AND (
-        ((cp.bd_account_id, COALESCE(cp.waiting_reason, ''), {_when(f"${a + 5}")}, cp.current_step,
+        ((cp.bd_account_id, COALESCE(cp.waiting_reason, ''), {_when(f"${a + 5}", midnight)}, cp.current_step,
           {_mask(_CORRELATED if with_fields else None)})
          IN (SELECT * FROM unnest(${a}::uuid[], ${a + 1}::text[], ${a + 2}::int[], ${a + 3}::int[], ${a + 4}::text[]))
          AND NOT (cp.id = ANY(${a + 6}::uuid[])))

@@ -2,7 +2,9 @@
 
 - ``message.received``: the reply entry point. An inbound message from a contact marks the participant
   ``replied`` (no further sends) — or, when the participant waits for an ``after_reply`` step, releases
-  that step. Recorded whatever the campaign's and the participant's status (failed becomes replied;
+  that step — with the intent the classifier reads in it (domain/replies.py), announced as
+  ``campaign.participant.replied``. An automatic answer (away message, business bot) is not a reply: it
+  is recorded and holds the next send back by the campaign's ``autoReplyPauseHours``. Recorded whatever the campaign's and the participant's status (failed becomes replied;
   replied keeps its first reply) once the contact is answering the campaign (docs/semantics.md
   "Replies"); outbound echoes of the account's own messages and service bots are ignored; the same
   event twice changes nothing (idempotent by event id).
@@ -38,13 +40,15 @@ from campaignsvc.actors.messages import (
 from campaignsvc.config import Settings
 from campaignsvc.domain import schedule as sched
 from campaignsvc.domain import steps as st
+from campaignsvc.domain.audience import Audience
 from campaignsvc.domain.campaign import WINDOW_JITTER_S, step_from_row
+from campaignsvc.domain.replies import Intent, ReplyClassifier, RuleClassifier, is_automatic, merged
 from campaignsvc.domain.status import ParticipantStatus, Waiting
 from campaignsvc.integrations.events import CONSUMED_TYPES, Event
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import campaigns as campaigns_db
 from campaignsvc.storage import enrolment as enrolment_db
-from campaignsvc.storage import lifecycle, processed_events, replies
+from campaignsvc.storage import lifecycle, outbox, processed_events, replies
 from campaignsvc.storage.store import Store
 from campaignsvc.usecases import lifecycle as lifecycle_uc
 from campaignsvc.usecases.common import Context
@@ -66,6 +70,7 @@ class Effects:
     duplicate: bool = False
     replied: int = 0
     released: int = 0
+    automatic: int = 0
 
     def tell(self, message: ControlMessage) -> None:
         if message not in self.messages:
@@ -91,6 +96,25 @@ def _when(data: dict[str, Any], now: dt.datetime) -> dt.datetime:
     return now
 
 
+async def _announce(
+    conn: asyncpg.Connection, row: asyncpg.Record, at: dt.datetime, intent: str | None
+) -> None:
+    """``campaign.participant.replied``: a person answered, with what the reply is taken to mean."""
+    await outbox.enqueue(
+        conn,
+        event_type="campaign.participant.replied",
+        organization_id=row["organization_id"],
+        data={
+            "campaignId": str(row["campaign_id"]),
+            "participantId": str(row["id"]),
+            "contactId": str(row["contact_id"]),
+            "bdAccountId": str(row["bd_account_id"]) if row["bd_account_id"] else None,
+            "intent": intent,
+            "repliedAt": at.isoformat(),
+        },
+    )
+
+
 class InboundHandler:
     """The :class:`campaignsvc.integrations.events.Handler` of this service."""
 
@@ -101,7 +125,9 @@ class InboundHandler:
         *,
         bus: Bus,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        classifier: ReplyClassifier | None = None,
     ) -> None:
+        self._classifier = classifier or RuleClassifier()
         self._store = store
         self._settings = settings
         self._bus = bus
@@ -113,7 +139,11 @@ class InboundHandler:
         return CONSUMED_TYPES
 
     async def handle(self, event: Event) -> Effects:
-        effects = await self._store.run(self._apply, event, self._now())
+        # Read before the transaction: a classifier may take its time (a model), the lock must not wait.
+        intent = None
+        if event.type == "message.received" and not is_automatic(event.data):
+            intent = await self._classifier.classify(str(event.data.get("content") or ""))
+        effects = await self._store.run(self._apply, event, self._now(), intent)
         if effects.replied:
             self._bus.publish(LeadsOwed())
         for message in effects.messages:
@@ -124,7 +154,9 @@ class InboundHandler:
             )
         return effects
 
-    async def _apply(self, conn: asyncpg.Connection, event: Event, now: dt.datetime) -> Effects:
+    async def _apply(
+        self, conn: asyncpg.Connection, event: Event, now: dt.datetime, intent: Intent | None = None
+    ) -> Effects:
         effects = Effects()
         if event.type not in CONSUMED_TYPES:
             return effects
@@ -132,7 +164,7 @@ class InboundHandler:
             effects.duplicate = True
             return effects
         if event.type == "message.received":
-            await self._reply(conn, event, now, effects)
+            await self._reply(conn, event, now, effects, intent)
         elif event.type in ("lead.created", "lead.stage.changed"):
             await self._enrol_dynamic(conn, event, now, effects)
         else:
@@ -142,7 +174,12 @@ class InboundHandler:
     # --- replies -------------------------------------------------------------------------------------
 
     async def _reply(
-        self, conn: asyncpg.Connection, event: Event, now: dt.datetime, effects: Effects
+        self,
+        conn: asyncpg.Connection,
+        event: Event,
+        now: dt.datetime,
+        effects: Effects,
+        intent: Intent | None = None,
     ) -> None:
         data, org = event.data, event.organization_id
         if str(data.get("direction") or "inbound").lower() != "inbound":
@@ -164,14 +201,21 @@ class InboundHandler:
             contact_username=username,
         )
         replied_at = _when(data, now)
+        if is_automatic(data):
+            await self._automatic(conn, rows, replied_at, effects)
+            return
+        said = intent or Intent.UNKNOWN
         steps_cache: dict[uuid.UUID, list[st.Step]] = {}
         for row in rows:
+            reading = merged(row["reply_intent"], row["reply_intent_by"], said)
             cid = row["campaign_id"]
             if cid not in steps_cache:
                 steps_cache[cid] = st.ordered(step_from_row(r) for r in await replies.steps_of(conn, cid))
             steps = steps_cache[cid]
             if row["status"] == ParticipantStatus.REPLIED:
-                await replies.note_reply(conn, row["id"], replied_at)  # the first reply stays the reply
+                await replies.note_reply(
+                    conn, row["id"], replied_at, reading
+                )  # the first reply stays the reply
                 continue
             # A failed participant that answers becomes replied like a completed one: retry-failed then
             # leaves it out instead of messaging someone who already answered.
@@ -181,7 +225,8 @@ class InboundHandler:
                 if due is not None:
                     schedule = await self._schedule(conn, row)
                     at = sched.place(schedule, max(due.at, now), self._rng, WINDOW_JITTER_S)
-                    await replies.release_after_reply(conn, row["id"], replied_at, at, due.index)
+                    await replies.release_after_reply(conn, row["id"], replied_at, at, due.index, reading)
+                    await _announce(conn, row, replied_at, reading)
                     effects.released += 1
                     effects.tell(ParticipantsChanged(cid))
                     continue
@@ -191,15 +236,30 @@ class InboundHandler:
                 and not st.reply_stops_sequence(steps, row["current_step"])
             ):
                 await replies.note_reply(
-                    conn, row["id"], replied_at
+                    conn, row["id"], replied_at, reading
                 )  # released already, waiting out the delay
                 continue
             settings = row["lead_creation_settings"] or {}
             lead_due = settings.get("trigger") == "on_reply" and row["pipeline_id"] is not None
-            await replies.mark_replied(conn, row["id"], replied_at, lead_due)
+            await replies.mark_replied(conn, row["id"], replied_at, lead_due, reading)
+            await _announce(conn, row, replied_at, reading)
             effects.replied += 1
             if open_:
                 effects.tell(ParticipantsChanged(cid))
+
+    async def _automatic(
+        self, conn: asyncpg.Connection, rows: list[asyncpg.Record], at: dt.datetime, effects: Effects
+    ) -> None:
+        """An away or greeting message, or a business bot's: recorded on each participant it answers; an
+        open one's next send is held back by the campaign's pause (its reply wait and an ``after_reply``
+        step are left as they are: they wait for the person)."""
+        for row in rows:
+            open_ = row["status"] in (ParticipantStatus.PENDING, ParticipantStatus.SENT)
+            hours = Audience.parse(row["target_audience"]).auto_reply_pause_hours
+            hold = at + dt.timedelta(hours=hours) if open_ and hours > 0 else None
+            if await replies.note_auto_reply(conn, row["id"], at, hold):
+                effects.tell(ParticipantsChanged(row["campaign_id"]))
+            effects.automatic += 1
 
     async def _schedule(self, conn: asyncpg.Connection, row: asyncpg.Record) -> sched.Schedule | None:
         try:

@@ -17,8 +17,10 @@ from typing import Any
 import asyncpg
 import attrs
 
-from campaignsvc.actors.accounts import account_settings
+from campaignsvc.actors.accounts import account_settings, account_zone
+from campaignsvc.domain import schedule as sched
 from campaignsvc.domain.campaign import CampaignPlan
+from campaignsvc.domain.pacing import AccountPolicy
 from campaignsvc.domain.waiting import (
     FIELDS,
     Account,
@@ -133,6 +135,17 @@ async def explain_rows(
 _LATER = dt.timedelta(seconds=1)
 
 
+async def _midnights(
+    conn: asyncpg.Connection, org: uuid.UUID, plan: CampaignPlan, ctx: Context
+) -> dict[uuid.UUID, dt.datetime]:
+    """Each account's next local midnight: its days in its zone, else the campaign's (AccountPolicy)."""
+    out = {}
+    for row in await db.account_zones(conn, org):
+        zone = AccountPolicy(timezone=account_zone(row)).day_zone(plan)
+        out[row["id"]] = sched.next_local_midnight(zone, ctx.now)
+    return out
+
+
 @attrs.frozen
 class _Group:
     key: tuple[Any, ...]
@@ -149,10 +162,11 @@ async def _groups(
     ctx: Context,
     live: Live,
     name_of: NameOf,
-) -> tuple[list[_Group], dict[tuple[Any, ...], uuid.UUID], bool]:
+) -> tuple[list[_Group], dict[tuple[Any, ...], uuid.UUID], bool, dict[uuid.UUID, dt.datetime]]:
     plan = await _plan(conn, campaign_id, ctx)
     fields = reads_contacts(plan[0])
-    rows = await db.groups(conn, org, campaign_id, ctx.now, with_fields=fields)
+    midnights = await _midnights(conn, org, plan[0], ctx)
+    rows = await db.groups(conn, org, campaign_id, ctx.now, midnights, with_fields=fields)
     heads = {db.group_key(h): h["id"] for h in await db.heads(conn, campaign_id, ctx.now, with_fields=fields)}
     s = await scene(
         conn,
@@ -167,8 +181,9 @@ async def _groups(
     out = []
     for r in rows:
         key = db.group_key(r)
-        # Any time of the group's kind: a due participant is due now, a later one waits for its stored time.
-        at = None if r["when_"] == 0 else ctx.now if r["when_"] == 1 else ctx.now + _LATER
+        # Any time of the group's kind: a due one is due now; a later one waits for its stored time, before
+        # or from its account's next local midnight (which decides a first send spread past today's cap).
+        at = {0: None, 1: ctx.now, 2: ctx.now + _LATER}.get(r["when_"], midnights.get(r["bd_account_id"]))
         p = Participant(
             status="pending",
             next_send_at=at,
@@ -179,7 +194,7 @@ async def _groups(
         head = s.code(p, r["bd_account_id"], 0) if key in heads else None
         rest = s.code(p, r["bd_account_id"], 1) if r["n"] > (head is not None) else None
         out.append(_Group(key, r["n"], head, rest))
-    return out, heads, fields
+    return out, heads, fields, midnights
 
 
 async def counts(
@@ -192,7 +207,7 @@ async def counts(
     name_of: NameOf,
 ) -> dict[str, int]:
     """Open participants per code (codes with none left out)."""
-    groups, _, _ = await _groups(conn, org, campaign_id, ctx=ctx, live=live, name_of=name_of)
+    groups, _, _, _ = await _groups(conn, org, campaign_id, ctx=ctx, live=live, name_of=name_of)
     total: Counter[str] = Counter()
     for g in groups:
         if g.head is not None:
@@ -225,7 +240,9 @@ async def matching(
     name_of: NameOf,
 ) -> Filter:
     """The participants whose code is ``code``."""
-    groups, heads, fields = await _groups(conn, org, campaign_id, ctx=ctx, live=live, name_of=name_of)
+    groups, heads, fields, midnights = await _groups(
+        conn, org, campaign_id, ctx=ctx, live=live, name_of=name_of
+    )
     keys, excluded, included = [], [], []
     for g in groups:
         if g.rest == code:
@@ -235,5 +252,12 @@ async def matching(
         elif g.head == code:
             included.append(heads[g.key])
     columns = list(zip(*keys, strict=True)) if keys else [(), (), (), (), ()]
-    args = (*[list(c) for c in columns], ctx.now, excluded, included)
+    args = (
+        *[list(c) for c in columns],
+        ctx.now,
+        excluded,
+        included,
+        list(midnights),
+        list(midnights.values()),
+    )
     return Filter(fields, args)

@@ -81,6 +81,7 @@ class CampaignIds:
     id: str
     templates: list[str]
     steps: list[str]
+    participants: list[str] = attrs.field(factory=list)
 
     @property
     def url(self) -> str:
@@ -136,4 +137,6 @@ async def build_campaign(call: Call, crm: Crm, *, name: str = "World", **fields:
         {"contactIds": [str(c) for c in crm.contacts]},
         expect=200,
     )
+    _, rows = await call("GET", f"{ids.url}/participants", expect=200)
+    ids.participants = [r["participant_id"] for r in rows]
     return ids

@@ -87,6 +87,9 @@ CAMPAIGN_TABLES = {
         "lead_due_at": (TS, True, None),
         "first_sent_at": (TS, True, None),
         "read_at": (TS, True, None),
+        "auto_replied_at": (TS, True, None),
+        "reply_intent": ("varchar(32)", True, None),
+        "reply_intent_by": ("varchar(16)", True, None),
     },
     "campaign_sends": {
         "id": ("uuid", False, "gen_random_uuid()"),
@@ -134,6 +137,7 @@ CAMPAIGN_INDEXES = {
     "idx_cp_report_read",
     "idx_cp_report_unread",
     "idx_cp_report_failed",
+    "idx_cp_reply_intent",
     "idx_campaign_sends_campaign_time",
 }
 NEW_TABLES = {

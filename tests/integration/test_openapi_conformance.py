@@ -272,6 +272,10 @@ async def test_every_operation_answers_what_openapi_json_documents(nursery, stor
     _, preflight = await call("GET", f"{url}/preflight", expect=200)
     assert preflight["ok"] is True and not [c for c in preflight["checks"] if c["count"]]
     await call("GET", f"/api/campaigns/{uuid.uuid4()}/preflight", expect=404)
+    # When it will finish.
+    _, forecast = await call("GET", f"{url}/forecast", query={"extraAccounts": 1}, expect=200)
+    assert forecast["remainingSends"] > 0
+    await call("GET", f"{url}/forecast", query={"extraAccounts": 11}, expect=400)
     _, variant = await call(
         "POST", f"{url}/ai/generate-variant", {"templateId": ids.templates[0]}, expect=200
     )
@@ -296,6 +300,13 @@ async def test_every_operation_answers_what_openapi_json_documents(nursery, stor
     await _wait(
         lambda n: n == 1, store, "SELECT count(*) FROM campaign_participants WHERE status = 'replied'"
     )
+    # A person corrects what the reply means.
+    intent_url = f"{url}/participants/{replier['id']}"
+    _, corrected = await call("PATCH", intent_url, {"replyIntent": "question"}, expect=200)
+    assert corrected["replyIntent"] == "question"
+    await call("PATCH", intent_url, {"replyIntent": "maybe"}, expect=400)
+    await call("PATCH", f"{url}/participants/{uuid.uuid4()}", {"replyIntent": "question"}, expect=404)
+    await call("PATCH", intent_url, {"replyIntent": "question"}, headers=org.headers("viewer"), expect=403)
     now = dt.datetime.now(dt.UTC)
     await store.execute(
         "INSERT INTO conversations (organization_id, bd_account_id, channel_id, contact_id, campaign_id, "

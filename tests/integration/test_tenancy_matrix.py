@@ -38,6 +38,7 @@ SAMPLE_BODIES: dict[str, dict[str, Any]] = {
     "TemplatePatch": {"content": "Hijacked"},
     "StepCreate": {"templateId": "{b_template}"},
     "StepPatch": {"delayHours": 1},
+    "IntentPatch": {"replyIntent": "interested"},
     "CampaignCreate": {"name": "Mine"},
     "PresetCreate": {"name": "Mine", "content": "Hi"},
     "Envelope": {
@@ -73,6 +74,7 @@ class Tenants:
             "stepId": campaign.steps[0],
             "contactId": str(self.a.contacts[0]),
             "accountId": str(self.a.accounts[0]),
+            "participantId": campaign.participants[0] if campaign.participants else str(uuid.uuid4()),
         }
 
     def fill(self, value: Any) -> Any:
@@ -109,6 +111,7 @@ class Tenants:
             *(c.id for c in campaigns),
             *(t for c in campaigns for t in c.templates),
             *(s for c in campaigns for s in c.steps),
+            *(p for c in campaigns for p in c.participants),
             "World A",
         ]
 
@@ -176,7 +179,7 @@ def _with_path_ids() -> list[Operation]:
 
 
 def test_every_path_parameter_and_body_has_a_sample():
-    known = {"id", "campaignId", "templateId", "stepId", "contactId", "accountId"}
+    known = {"id", "campaignId", "templateId", "stepId", "contactId", "accountId", "participantId"}
     assert {p for op in OPERATIONS for p in op.path_params} <= known
     assert {op.body.__name__ for op in OPERATIONS if op.body} <= set(SAMPLE_BODIES)
 

@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from campaignsvc.http.models.common import Body
+from campaignsvc.domain.replies import Intent
+from campaignsvc.http.models.common import Body, Timestamp
 
 MAX_CSV_CHARS = 5_000_000
 MAX_USERNAME_TEXT = 500_000
@@ -51,3 +52,15 @@ class BulkAdded(BaseModel):
 
 class Deleted(BaseModel):
     deleted: int = Field(description="Participants removed (with their send history)")
+
+
+class IntentPatch(Body):
+    replyIntent: Intent = Field(description="What the participant's reply means, as a person reads it")
+
+
+class ParticipantIntent(BaseModel):
+    participantId: uuid.UUID
+    contactId: uuid.UUID
+    status: str
+    replyIntent: Intent
+    repliedAt: Timestamp | None

@@ -47,6 +47,13 @@ class TargetAudience(Passthrough):
     randomizeWithAI: bool | None = None
     dailySendTarget: int | None = Field(None, ge=1, le=500)
     replyWaitHours: float | None = Field(None, ge=0, le=8760)
+    autoReplyPauseHours: float | None = Field(
+        None,
+        ge=0,
+        le=720,
+        description="How long an automatic answer (away message, business bot) holds the next send back; "
+        "default 24, 0: not held",
+    )
     enrichContactsBeforeStart: bool | None = None
 
     @model_validator(mode="after")

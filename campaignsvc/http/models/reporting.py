@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
+from campaignsvc.domain.replies import Intent
 from campaignsvc.domain.reporting import Outcomes, ParticipantCounts, is_read, kpis, phase_of
 from campaignsvc.domain.reporting import contact_name as name_of
 from campaignsvc.domain.waiting import Code, Wait
@@ -102,6 +103,10 @@ class Stats(BaseModel):
         "open) it is as of waitingAsOf, refreshed in the background"
     )
     waitingAsOf: Timestamp = Field(description="When the waiting counts were taken")
+    repliesByIntent: dict[str, int] = Field(
+        description="Replied participants by the intent of their reply: interested, question, "
+        "not_interested, unsubscribe, wrong_person, unknown (none read); intents with none left out"
+    )
 
 
 class ParticipantAccount(BaseModel):
@@ -179,7 +184,7 @@ class Waiting(BaseModel):
         "account (until: the estimate); daily_cap; outside_window; flood_blocked; account_paused (for this "
         "campaign); account_inactive; account_restricted; campaign_paused; awaiting_reply; in_doubt (a "
         "previous send's outcome is checked first); retry_backoff; missing_data (its next step lacks a "
-        "placeholder's value and will be skipped)"
+        "placeholder's value and will be skipped); auto_reply_pause (an automatic answer holds it back)"
     )
     message: str = Field(description="A sentence for the rep")
     until: Timestamp | None = Field(description="When its send goes out if nothing changes; null: unknown")
@@ -210,6 +215,12 @@ class ParticipantRow(BaseModel):
     next_send_at: Timestamp | None
     sequence_total_steps: int
     waiting: Waiting | None = Field(description="Why it waits; null for a finished participant")
+    reply_intent: Intent | None = Field(
+        description="What its reply is taken to mean (the classifier's reading, or a person's correction)"
+    )
+    auto_replied_at: Timestamp | None = Field(
+        description="Its latest automatic answer (away message, business bot): not a reply"
+    )
 
 
 class SendRow(BaseModel):
@@ -278,6 +289,7 @@ EXPORT_COLUMNS = (
     "waiting",
     "waiting_until",
     "waiting_message",
+    "reply_intent",
 )
 
 
@@ -402,6 +414,7 @@ def export_body(
         "waiting": wait.code if wait is not None else None,
         "waiting_until": wait.until if wait is not None else None,
         "waiting_message": wait.message if wait is not None else None,
+        "reply_intent": row["reply_intent"],
     }
 
 
