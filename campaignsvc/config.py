@@ -62,6 +62,10 @@ class Settings:
     in_doubt_retry_after_s: int = 900
     max_send_attempts: int = 5
     peer_flood_block_hours: float = 24.0
+    # Ramp-up (docs/semantics.md, "Ramp-up"): a FLOOD_WAIT longer than this, or any PEER_FLOOD, halves a
+    # ramped account's budget, held for the cool-off before it grows again.
+    ramp_step_down_flood_s: int = 300
+    ramp_cool_off_hours: float = 72.0
     reply_wait_hours: float = 168.0
     # Templates (SPEC R-TPL-1): what the default {{ai.personalize}} stub renders.
     ai_personalize_text: str = ""
@@ -130,6 +134,8 @@ class Settings:
             in_doubt_retry_after_s=r.integer("IN_DOUBT_RETRY_AFTER_SECONDS", 900, low=0, high=604_800),
             max_send_attempts=r.integer("MAX_SEND_ATTEMPTS", 5, low=1, high=100),
             peer_flood_block_hours=r.number("PEER_FLOOD_BLOCK_HOURS", 24.0, low=0.0, high=720.0),
+            ramp_step_down_flood_s=r.integer("CAMPAIGN_RAMP_STEP_DOWN_FLOOD_S", 300, low=0, high=604_800),
+            ramp_cool_off_hours=r.number("CAMPAIGN_RAMP_COOL_OFF_HOURS", 72.0, low=0.0, high=8760.0),
             reply_wait_hours=r.number("REPLY_WAIT_HOURS", 168.0, low=0.0, high=8760.0),
             ai_personalize_text=r.text("AI_PERSONALIZE_TEXT", ""),
             csv_import_max_bytes=r.integer("CSV_IMPORT_MAX_BYTES", 5 * 1024 * 1024, low=1024, high=1 << 30),

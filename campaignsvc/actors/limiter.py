@@ -1,7 +1,8 @@
 """AccountLimiter: one per BD account, across all campaigns — the account's clock (SPEC R-THR).
 
 It serialises the account's sends and enforces, before each one: the gap since the previous send start
-(the campaign's delay, never below the account floor), the daily cap counted in the account's time zone,
+(the campaign's delay, never below the account floor), the daily cap counted in the account's time zone
+(lowered by the account's ramp, day by day),
 the working window, and any block (FLOOD_WAIT, PEER_FLOOD, session problems). Campaigns offer it one
 send request each (a "lane"); it serves the lanes round-robin, so one big campaign cannot starve another.
 A request it cannot serve for a while (window closed, cap reached) goes back to its campaign with the
@@ -355,4 +356,6 @@ class AccountLimiter:
             "sendsPerMinute": per_minute,
             "capReachedUntil": self.cap_until if self.cap_until and self.cap_until > now else None,
             "windowOpensAt": self.window_until if self.window_until and self.window_until > now else None,
+            "rampCap": s.ramp_cap(now),
+            "rampNextStepAt": s.ramp_next_step_at(now),
         }

@@ -19,7 +19,7 @@ import trio
 
 from campaignsvc import metrics
 from campaignsvc.actors import enrolment
-from campaignsvc.actors.accounts import account_settings
+from campaignsvc.actors.accounts import account_settings, ramp_steps_down, stepped_down
 from campaignsvc.actors.bus import Bus
 from campaignsvc.actors.campaign import CampaignActor
 from campaignsvc.actors.claimer import Claimer
@@ -43,7 +43,7 @@ from campaignsvc.domain.waiting import Account
 from campaignsvc.integrations.messaging import MessagingClient
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import accounts as accounts_db
-from campaignsvc.storage import dispatch, lifecycle
+from campaignsvc.storage import dispatch, lifecycle, ramps
 from campaignsvc.storage.store import Store
 
 log = get_logger(__name__)
@@ -334,9 +334,35 @@ class Supervisor:
         self, bd_account_id: uuid.UUID, until: dt.datetime, reason: str, seconds: int | None
     ) -> None:
         metrics.ACCOUNT_BLOCKS.labels(reason).inc()
-        await self._store.run(
-            accounts_db.block, bd_account_id, until=until, reason=reason, wait_seconds=seconds
-        )
+        now = self._clock.now()
+        wait_s = seconds if seconds is not None else (until - now).total_seconds()
+        steps_down = ramp_steps_down(reason, wait_s, self._settings)
+
+        async def record(conn: Any) -> bool:
+            """The block and, when it is long enough, the ramp's step-down, in one transaction."""
+            await accounts_db.block(conn, bd_account_id, until=until, reason=reason, wait_seconds=seconds)
+            if not steps_down:
+                return False
+            row = await ramps.for_step_down(conn, bd_account_id)
+            lowered = stepped_down(row, self._settings, now) if row is not None else None
+            if lowered is None:
+                return False
+            await ramps.set_step_down(
+                conn, bd_account_id, budget=lowered.budget, at=lowered.at, until=lowered.until, reason=reason
+            )
+            log.warning(
+                "ramp.stepped_down",
+                bd_account_id=str(bd_account_id),
+                budget=lowered.budget,
+                until=lowered.until.isoformat(),
+                reason=reason,
+            )
+            return True
+
+        if await self._store.run(record):
+            limiter = self.limiters.get(bd_account_id)
+            if limiter is not None:
+                limiter.reload()  # the lowered budget applies from the block's end
         if reason == "peer_flood":
             paused = await self._store.run(lifecycle.pause_campaigns_only_on, bd_account_id, "peer_flood")
             for campaign_id in paused:

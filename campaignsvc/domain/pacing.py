@@ -2,8 +2,11 @@
 is answered here — by the live limiter, by enrolment when it spreads first sends, and by the views.
 
 :class:`AccountPolicy` holds the account's rules (gap floor and margin, daily cap in its time zone, working
-window, block, restriction); the account's history comes in as arguments (its last send start and its
-recent send starts, sorted). Pure: no clock, no I/O, randomness only from the ``rng`` passed in.
+window, block, restriction, ramp-up); the account's history comes in as arguments (its last send start
+and its recent send starts, sorted). Pure: no clock, no I/O, randomness only from the ``rng`` passed in.
+
+The daily cap of a local day is :meth:`AccountPolicy.cap` — the campaign's share of the account's cap,
+lowered by the account's :class:`Ramp` on that day when it has one — and every decision counts it there.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import bisect
 import random
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -65,6 +68,72 @@ def sent_today(starts: Sequence[datetime], zone: ZoneInfo, now: datetime) -> int
     return sent_since(starts, day_start(zone, now))
 
 
+def local_midnight(zone: ZoneInfo, day: date) -> datetime:
+    """The first instant of the local ``day`` in ``zone`` (as :func:`day_start` places it)."""
+    return sched.previous_local_midnight(zone, datetime.combine(day, time(12), tzinfo=zone))
+
+
+@attrs.frozen
+class StepDown:
+    """What a step-down left: ``budget`` sends a day, held until ``until`` (the cool-off's end); from the
+    local day after the one ``until`` falls on, the budget grows again by the ramp's increase a day."""
+
+    budget: int
+    at: datetime
+    until: datetime
+
+
+@attrs.frozen
+class Ramp:
+    """A new account's daily budget: ``start_per_day`` on ``started_on`` (and any day before it), then
+    ``increase_per_day`` more on each local day after it, never above ``max_per_day``; lowered by the latest
+    :class:`StepDown`, if any. Days are calendar days of the account's zone, so a DST change does not
+    move the step."""
+
+    start_per_day: int
+    increase_per_day: int
+    max_per_day: int
+    started_on: date
+    step_down: StepDown | None = None
+
+    def _grown(self, base: int, since: date, day: date) -> int:
+        return base + self.increase_per_day * max(0, (day - since).days)
+
+    def budget_on(self, zone: ZoneInfo, day: date) -> int:
+        """The budget of the local ``day``."""
+        budget = min(self.max_per_day, self._grown(self.start_per_day, self.started_on, day))
+        if self.step_down is not None:
+            held = sched.local_day(zone, self.step_down.until)
+            budget = min(budget, self._grown(self.step_down.budget, held, day))
+        return budget
+
+    def budget(self, zone: ZoneInfo, at: datetime) -> int:
+        """The budget of ``at``'s local day."""
+        return self.budget_on(zone, sched.local_day(zone, at))
+
+    def next_step_at(self, zone: ZoneInfo, now: datetime) -> datetime | None:
+        """The local midnight from which the budget is higher than today's; None when it no longer grows
+        (at ``max_per_day``, or no increase)."""
+        today = sched.local_day(zone, now)
+        # Until the ramp's start and a step-down's cool-off are behind, the budget stays as it is; on each
+        # day after both it grows, unless it is at its maximum.
+        last_flat = max(today, self.started_on)
+        if self.step_down is not None:
+            last_flat = max(last_flat, sched.local_day(zone, self.step_down.until))
+        candidate = last_flat + timedelta(days=1)
+        if self.budget_on(zone, candidate) > self.budget_on(zone, today):
+            return local_midnight(zone, candidate)
+        return None
+
+    def stepped_down(self, zone: ZoneInfo, now: datetime, *, cap: int, cool_off: timedelta) -> Ramp:
+        """After a long FLOOD_WAIT or a PEER_FLOOD at ``now``: half of today's budget (the lower of the
+        ramp's and the account's ``cap``, 0 = none; at least 1), held for ``cool_off``."""
+        today = self.budget(zone, now)
+        if cap:
+            today = min(today, cap)
+        return attrs.evolve(self, step_down=StepDown(max(1, today // 2), now, now + cool_off))
+
+
 @attrs.frozen
 class AccountPolicy:
     """One BD account's sending rules."""
@@ -80,6 +149,7 @@ class AccountPolicy:
     restricted: bool = False  # spam-restricted: no sends until cleared
     blocked_until: datetime | None = None
     block_reason: str | None = None
+    ramp: Ramp | None = None  # a new account's growing budget (lowers the cap day by day)
 
     # --- the parts ---------------------------------------------------------------------------------
 
@@ -91,9 +161,34 @@ class AccountPolicy:
             return plan.schedule.tz
         return UTC
 
-    def cap(self, plan: CampaignPlan) -> int:
-        """Sends per local day the campaign may use on this account (0 = no cap)."""
-        return plan.daily_cap(self.daily_cap)
+    def own_cap(self, at: datetime | None = None, plan: CampaignPlan | None = None) -> int:
+        """The account's cap on ``at``'s local day, whatever the campaign: its daily cap lowered by its
+        ramp's budget of that day (0 = no cap; without ``at``, the ramp is left out)."""
+        if self.ramp is None or at is None:
+            return self.daily_cap
+        budget = self.ramp.budget(self.day_zone(plan), at)
+        return min(self.daily_cap, budget) if self.daily_cap else budget
+
+    def cap(self, plan: CampaignPlan, at: datetime | None = None) -> int:
+        """Sends the campaign may use on this account on ``at``'s local day (0 = no cap; without ``at``,
+        the ramp is left out)."""
+        return plan.daily_cap(self.own_cap(at, plan))
+
+    def ramp_binds(self, plan: CampaignPlan | None, at: datetime) -> bool:
+        """Whether the ramp, rather than the account's own cap or the campaign's, sets ``at``'s day's cap."""
+        if self.ramp is None:
+            return False
+        budget = self.ramp.budget(self.day_zone(plan), at)
+        others = [c for c in (self.daily_cap, plan.daily_target if plan is not None else None) if c]
+        return all(budget < c for c in others)
+
+    def ramp_cap(self, at: datetime) -> int | None:
+        """The ramp's budget of ``at``'s local day in the account's zone (None: no ramp)."""
+        return None if self.ramp is None else self.ramp.budget(self.day_zone(), at)
+
+    def ramp_next_step_at(self, now: datetime) -> datetime | None:
+        """When the ramp's budget next grows (None: no ramp, or it no longer grows)."""
+        return None if self.ramp is None else self.ramp.next_step_at(self.day_zone(), now)
 
     def window(self, plan: CampaignPlan) -> sched.Schedule | None:
         """The campaign's window; without one, the account's working hours; else any time."""
@@ -138,7 +233,7 @@ class AccountPolicy:
         due time and the gap, on a day under the cap, inside the window — or when to offer it again."""
         window = self.window(plan)
         zone = self.day_zone(plan)
-        cap = self.cap(plan)
+        cap = self.cap(plan, now)
         if cap and sent_today(starts, zone, now) >= cap:
             return Defer(
                 sched.place(window, sched.next_local_midnight(zone, now), rng, WINDOW_JITTER_S), "cap"
@@ -164,13 +259,14 @@ class AccountPolicy:
     ) -> datetime | None:
         """When the account may send next, all rules taken together: the gap (``gap_s``, else the floor),
         a block, and the day's cap (``cap_until`` when a campaign was already told, else the account's next
-        local midnight once its own cap is used: ``sent_today`` counted in :meth:`day_zone`). None: at once
-        (or never, while restricted)."""
+        local midnight once its own cap — ramp included — is used: ``sent_today`` counted in
+        :meth:`day_zone`). None: at once (or never, while restricted)."""
         after = self.after_gap(last_start, self.floor_s if gap_s is None else gap_s)
         candidates = [t for t in (after, self.blocked_until) if t is not None and t > now]
+        cap = self.own_cap(now)
         if cap_until is not None and cap_until > now:
             candidates.append(cap_until)
-        elif self.daily_cap and sent_today >= self.daily_cap:
+        elif cap and sent_today >= cap:
             candidates.append(sched.next_local_midnight(self.day_zone(), now))
         return max(candidates, default=None)
 
@@ -179,7 +275,8 @@ class AccountPolicy:
         held = self.hold(now)
         if held is not None:
             return held.state
-        if self.daily_cap and sent_today >= self.daily_cap:
+        cap = self.own_cap(now)
+        if cap and sent_today >= cap:
             return DAILY_CAP
         return IDLE
 
@@ -196,16 +293,45 @@ class AccountPolicy:
     ) -> list[datetime]:
         """Due times for ``count`` first sends of the campaign on this account, from ``start``: at the
         middle of the campaign's gap range (at least the floor), inside the window, at most the cap per
-        local day (``sent_today`` already used on ``start``'s day) — the rules :meth:`decide` applies,
-        margin included, so each slot is a start the limiter takes as it is."""
-        return sched.spread(
-            start,
-            count,
-            gap_s=self.padded(plan.spread_gap_s(self.floor_s)),
-            daily_cap=self.cap(plan),
-            sent_today=sent_today,
-            schedule=self.window(plan),
-            day_tz=self.day_zone(plan),
-            rng=rng,
-            jitter_s=WINDOW_JITTER_S,
-        )
+        local day (``sent_today`` already used on ``start``'s day; the ramp's budget of each day) — the
+        rules :meth:`decide` applies, margin included, so each slot is a start the limiter takes as it is.
+
+        While a ramp makes the cap change from day to day, the slots are placed a day at a time (that day's
+        cap, and one more slot: the next day's first); once the cap no longer changes, in one go."""
+        zone = self.day_zone(plan)
+        window = self.window(plan)
+        gap_s = self.padded(plan.spread_gap_s(self.floor_s))
+        slots: list[datetime] = []
+        at, used = start, sent_today
+        while len(slots) < count:
+            cap = self.cap(plan, at)
+            # The ramp's budget never shrinks as days pass: once it no longer grows, or no longer sets
+            # the cap, the cap is the same on every later day.
+            steady = (
+                self.ramp is None or self.ramp.next_step_at(zone, at) is None or not self.ramp_binds(plan, at)
+            )
+            wanted = count - len(slots)
+            if not steady and cap:
+                wanted = min(wanted, max(0, cap - used) + 1)
+            chunk = sched.spread(
+                at,
+                wanted,
+                gap_s=gap_s,
+                daily_cap=cap,
+                sent_today=used,
+                schedule=window,
+                day_tz=zone,
+                rng=rng,
+                jitter_s=WINDOW_JITTER_S,
+            )
+            if steady or not cap:
+                slots += chunk
+                break
+            day = sched.local_day(zone, at)
+            today = [t for t in chunk if sched.local_day(zone, t) == day]
+            slots += today
+            if len(today) == len(chunk):
+                break  # all that was wanted fit on the day
+            # The first slot on a later day starts that day's placement, at its own cap.
+            at, used = chunk[len(today)], 0
+        return slots

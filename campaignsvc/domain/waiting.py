@@ -8,8 +8,9 @@ nothing else changes, the participant's send goes out at ``until`` (give or take
 Precedence, first match wins: the campaign is paused; the account is paused for this campaign, missing,
 inactive, restricted or flood-blocked; the participant waits for a reply; its next step lacks data (it
 will be skipped at its time); it waits for a stored time (its step's delay, a retry, an in-doubt
-quarantine, a cap or window deferral the limiter wrote); it is due and its account decides: the daily cap,
-the window, the gap (the account's next send), or its place in the account's queue.
+quarantine, a cap or window deferral the limiter wrote); it is due and its account decides: the daily cap
+(``ramp_up`` when the account's ramp, not its own cap, sets it), the window, the gap (the account's next
+send), or its place in the account's queue.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Code(StrEnum):
     GAP = "gap"
     QUEUED = "queued"
     DAILY_CAP = "daily_cap"
+    RAMP_UP = "ramp_up"
     OUTSIDE_WINDOW = "outside_window"
     FLOOD_BLOCKED = "flood_blocked"
     ACCOUNT_PAUSED = "account_paused"
@@ -232,13 +234,13 @@ def _timed(p: Participant, plan: CampaignPlan, account: Account, now: datetime, 
     until = p.next_send_at
     when = _at(until, zone)
     code = _TIMED.get(p.waiting_reason or "") or _placed(p, plan, account, now, zone)
+    if code == Code.DAILY_CAP:
+        return _capped(plan, account, now, zone, until, at=when)
     messages = {
         Code.IN_DOUBT: f"The outcome of an earlier send is unknown: it is checked, not repeated, after {when}",
         Code.RETRY_BACKOFF: f"The last attempt failed ({p.last_error or 'a temporary error'}): next try at {when}",
         Code.FLOOD_BLOCKED: f"Telegram asked {account.name} to slow down: sending resumes at {when}",
         Code.OUTSIDE_WINDOW: f"Outside sending hours: the window opens at {when}",
-        Code.DAILY_CAP: f"Daily limit of {account.name} ({account.policy.cap(plan)}/day) reached: next send "
-        f"at {when}",
         Code.AUTO_REPLY_PAUSE: f"The contact's automatic answer (away message or bot) holds the next send "
         f"until {when}",
         Code.QUEUED: f"Spread behind other first messages of {account.name}: goes out at {when}",
@@ -255,12 +257,37 @@ def _placed(p: Participant, plan: CampaignPlan, account: Account, now: datetime,
     if not sched.is_open(policy.window(plan), now):
         return Code.OUTSIDE_WINDOW
     first = p.status == ParticipantStatus.PENDING and not _delay(plan, p.current_step)
-    cap = policy.cap(plan)
+    cap = policy.cap(plan, now)
     assert p.next_send_at is not None
     capped = cap and pacing.sent_today(account.starts, zone, now) >= cap
     if first and capped and p.next_send_at >= sched.next_local_midnight(zone, now):
         return Code.DAILY_CAP
     return Code.QUEUED if first else Code.STEP_DELAY
+
+
+def _capped(
+    plan: CampaignPlan,
+    account: Account,
+    now: datetime,
+    zone: ZoneInfo,
+    until: datetime,
+    *,
+    at: str | None = None,
+) -> Wait:
+    """The day's cap is used (``at``: the stored time the send waits for; else after local midnight): the
+    account's ramp (``ramp_up``) when it is what sets today's cap, else the daily cap."""
+    policy = account.policy
+    cap = policy.cap(plan, now)
+    midnight = sched.next_local_midnight(zone, now)
+    when = f"at {at}" if at is not None else f"after {_at(midnight, zone)}"
+    if policy.ramp_binds(plan, now):
+        tomorrow = policy.cap(plan, midnight)
+        return Wait(
+            Code.RAMP_UP,
+            until,
+            f"Ramp-up of {account.name}: {cap}/day today ({tomorrow} tomorrow) reached — next send {when}",
+        )
+    return Wait(Code.DAILY_CAP, until, f"Daily limit of {account.name} ({cap}/day) reached: next send {when}")
 
 
 def _delay(plan: CampaignPlan, index: int) -> timedelta:
@@ -290,13 +317,7 @@ def _due(
     )
     if isinstance(verdict, pacing.Defer):
         if verdict.reason == CAP_REASON:
-            cap = policy.cap(plan)
-            midnight = _at(sched.next_local_midnight(zone, now), zone)
-            return Wait(
-                Code.DAILY_CAP,
-                verdict.until,
-                f"Daily limit of {account.name} ({cap}/day) reached: next send after {midnight}",
-            )
+            return _capped(plan, account, now, zone, verdict.until)
         return Wait(
             Code.OUTSIDE_WINDOW,
             verdict.until,

@@ -24,6 +24,7 @@ from campaignsvc.http import (
     openapi,
     preflight,
     preview,
+    ramp,
     reporting,
     sequences,
     templates,
@@ -63,6 +64,7 @@ def create_app(svc: Services) -> QuartTrio:
         preview,
         events,
         throttle,
+        ramp,
         dashboard,
         docs,
     )

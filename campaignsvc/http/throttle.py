@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
-import asyncpg
 from pydantic import BaseModel, Field
 from quart import Blueprint
 
@@ -17,6 +17,7 @@ from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
 from campaignsvc.http.lookups import agents_sent_today
 from campaignsvc.http.presenters import account_display_name
+from campaignsvc.storage import ramps
 
 bp = Blueprint("throttle", __name__, url_prefix="/api/campaigns")
 
@@ -43,11 +44,20 @@ class AccountThrottle(BaseModel):
     sendsPerMinute: list[int]
     capReachedUntil: dt.datetime | None
     windowOpensAt: dt.datetime | None
+    rampCap: int | None = Field(
+        description="Today's budget of the account's ramp-up in its time zone (the cap is the lower of it "
+        "and dailyCap); null: no ramp"
+    )
+    rampNextStepAt: dt.datetime | None = Field(
+        description="When the ramp's budget next grows (a local midnight); null: no ramp, or it no longer grows"
+    )
 
 
-def _from_database(account: asyncpg.Record, sent_today: int, now: dt.datetime) -> dict[str, Any]:
+def _from_database(
+    account: Mapping[str, Any], ramp: Mapping[str, Any] | None, sent_today: int, now: dt.datetime
+) -> dict[str, Any]:
     """An account without a running limiter, by its rules alone (domain.pacing, as its limiter would)."""
-    policy = account_policy(account, services().settings, now)
+    policy = account_policy(account, services().settings, now, ramp=ramp)
     return {
         "bdAccountId": account["id"],
         "state": policy.state(now, sent_today=sent_today),
@@ -64,6 +74,8 @@ def _from_database(account: asyncpg.Record, sent_today: int, now: dt.datetime) -
         "sendsPerMinute": [0] * 60,
         "capReachedUntil": None,
         "windowOpensAt": None,
+        "rampCap": policy.ramp_cap(now),
+        "rampNextStepAt": policy.ramp_next_step_at(now),
     }
 
 
@@ -78,11 +90,13 @@ async def throttle() -> list[dict[str, Any]]:
     now = dt.datetime.now(dt.UTC)
     accounts, sent = await agents_sent_today(ident.current(), now)
     live = {uuid.UUID(s["bdAccountId"]): s for s in services().supervisor.throttle()}
+    unread = [a["id"] for a in accounts if a["id"] not in live]
+    ramped = await services().store.run(ramps.for_accounts, unread, transaction=False) if unread else {}
     out = []
     for account in accounts:
         snapshot = live.get(account["id"])
         if snapshot is None:
-            item = _from_database(account, sent.get(account["id"], 0), now)
+            item = _from_database(account, ramped.get(account["id"]), sent.get(account["id"], 0), now)
         else:
             item = {
                 **snapshot,

@@ -8,16 +8,22 @@ from typing import Any
 
 import asyncpg
 
-# A digest of the ``bd_accounts`` columns a limiter reads (its sending rules), so a change made by anyone —
-# with or without touching ``updated_at`` — shows as a different value. Read with the rules themselves, so
-# a change between that read and the next comparison cannot be missed.
-_RULES_VERSION = """md5(row(a.is_active, a.timezone, a.working_hours_start, a.working_hours_end, a.working_days,
-                         a.max_dm_per_day, a.send_blocked_until, a.flood_wait_until, a.spam_restricted_at)::text)"""
+from campaignsvc.storage import ramps
+
+# A digest of the ``bd_accounts`` columns a limiter reads (its sending rules) and of the account's ramp
+# (``campaign_account_ramps``: a PUT, a DELETE, a step-down), so a change made by anyone — with or without
+# touching ``updated_at`` — shows as a different value. Read with the rules themselves, so a change between
+# that read and the next comparison cannot be missed.
+_RAMP_ROW = ", ".join(f"r.{c}" for c in ramps.COLUMNS)
+_RULES_VERSION = f"""md5(row(a.is_active, a.timezone, a.working_hours_start, a.working_hours_end, a.working_days,
+                         a.max_dm_per_day, a.send_blocked_until, a.flood_wait_until, a.spam_restricted_at,
+                         (SELECT row({_RAMP_ROW})::text FROM campaign_account_ramps r
+                          WHERE r.bd_account_id = a.id))::text)"""
 
 
 async def limiter_state(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> dict[str, Any] | None:
-    """The account's row, the version of its rules, its last send start, and its send starts of the last
-    48 hours (sorted), in one statement.
+    """The account's row, its ramp (``ramp_*`` columns, NULL without one), the version of its rules, its
+    last send start, and its send starts of the last 48 hours (sorted), in one statement.
 
     The last start is the later of two: the start the latest claim planned (``campaign_account_state``,
     written in the claim's statement) and the latest call start the ledger holds (``campaign_sends.sent_at``
@@ -29,6 +35,7 @@ async def limiter_state(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> d
         SELECT a.id, a.organization_id, a.is_active, a.timezone, a.working_hours_start, a.working_hours_end,
                a.working_days, a.max_dm_per_day, a.send_blocked_until, a.flood_wait_until, a.flood_reason,
                a.spam_restricted_at, s.last_send_at AS planned_start, s.block_reason,
+               {ramps.PREFIXED},
                {_RULES_VERSION} AS rules_version,
                (SELECT max(l.sent_at) FROM campaign_sends l
                  WHERE l.bd_account_id = a.id AND l.status = 'sent') AS recorded_start,
@@ -41,6 +48,7 @@ async def limiter_state(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> d
                      AND l.claimed_at > now() - interval '48 hours'
                ) u WHERE u.at IS NOT NULL ORDER BY u.at) AS recent_starts
         FROM bd_accounts a LEFT JOIN campaign_account_state s ON s.bd_account_id = a.id
+        LEFT JOIN campaign_account_ramps r ON r.bd_account_id = a.id
         WHERE a.id = $1
         """,
         bd_account_id,
