@@ -190,6 +190,7 @@ async def test_stats__full_shape_of_a_funnel(client, org, store):
         "avg_time_to_won_hours": 20.0,
         # The pending one has no account; the two sent ones have no next send yet.
         "waiting": {"account_inactive": 1, "queued": 2},
+        "repliesByIntent": {"unknown": 1},  # written without a reading, as before migration 0011
     }
 
 
@@ -351,6 +352,8 @@ async def test_participants__row_shape_and_phases(client, org, store):
         "next_send_at": None,
         "sequence_total_steps": 2,
         "waiting": None,
+        "reply_intent": None,
+        "auto_replied_at": None,
     }
     assert by_id[str(p["waiting"])]["waiting"] == {
         "code": "account_inactive",
