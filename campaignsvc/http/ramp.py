@@ -52,7 +52,7 @@ def _out(account: Mapping[str, Any], ramp: Mapping[str, Any], now: dt.datetime) 
         "startPerDay": ramp["start_per_day"],
         "increasePerDay": ramp["increase_per_day"],
         "maxPerDay": ramp["max_per_day"],
-        "startedOn": ramp["started_on"],
+        "startedOn": ramp["started_on"].isoformat(),  # a date, not the encoder's midnight timestamp
         "budgetToday": policy.ramp_cap(now),
         "nextStepAt": policy.ramp_next_step_at(now),
         "stepDown": None

@@ -144,6 +144,7 @@ NEW_TABLES = {
     "campaign_outbox",
     "campaign_processed_events",
     "campaign_account_state",
+    "campaign_account_ramps",
     "campaignsvc_migrations",
 }
 # original-v1 §3.2: a selection of the columns campaignsvc reads, with their types.

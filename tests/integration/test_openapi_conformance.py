@@ -195,6 +195,17 @@ async def test_every_operation_answers_what_openapi_json_documents(nursery, stor
     assert presets
     _, agents = await call("GET", "/api/campaigns/agents", expect=200)
     assert len(agents) == 2
+    ramp_url = f"/api/campaigns/agents/{acc2}/ramp"
+    ramp = {"startPerDay": 50, "increasePerDay": 10, "maxPerDay": 200, "startedOn": "2026-01-05"}
+    _, ramped = await call("PUT", ramp_url, ramp, expect=200)
+    assert ramped["budgetToday"] >= 50
+    _, ramped = await call("GET", ramp_url, expect=200)
+    assert ramped["startPerDay"] == 50 and ramped["stepDown"] is None
+    await call("PUT", ramp_url, {**ramp, "maxPerDay": 10}, expect=400)
+    await call("PUT", ramp_url, ramp, headers=org.headers("viewer"), expect=403)
+    await call("GET", f"/api/campaigns/agents/{uuid.uuid4()}/ramp", expect=404)
+    await call("DELETE", ramp_url, expect=204)
+    await call("DELETE", ramp_url, expect=404)
     _, sources = await call("GET", "/api/campaigns/group-sources", expect=200)
     assert sources
     query = {"bdAccountId": acc1, "telegramChatId": crm.chat}

@@ -184,7 +184,8 @@ class Waiting(BaseModel):
         "account (until: the estimate); daily_cap; outside_window; flood_blocked; account_paused (for this "
         "campaign); account_inactive; account_restricted; campaign_paused; awaiting_reply; in_doubt (a "
         "previous send's outcome is checked first); retry_backoff; missing_data (its next step lacks a "
-        "placeholder's value and will be skipped); auto_reply_pause (an automatic answer holds it back)"
+        "placeholder's value and will be skipped); auto_reply_pause (an automatic answer holds it back); "
+        "ramp_up (today's cap is the one the account's ramp-up allows: daily_cap of a ramped account)"
     )
     message: str = Field(description="A sentence for the rep")
     until: Timestamp | None = Field(description="When its send goes out if nothing changes; null: unknown")
