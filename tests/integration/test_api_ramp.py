@@ -255,3 +255,40 @@ async def test_dispatch__a_short_flood_wait_leaves_the_ramp_as_it_is(nursery, st
     ramp = await env.api("GET", f"/api/campaigns/agents/{account}/ramp")
     assert ramp["stepDown"] is None and ramp["budgetToday"] == 10
     assert uuid.UUID(ramp["bdAccountId"]) == account
+
+
+async def test_dispatch__a_ramp_changed_by_another_process_reaches_the_live_limiter(nursery, store, org):
+    # No AccountChanged on this process's bus: the reconciler sees the account's rules version change.
+    env = await start_env(nursery, store, org, account_refresh_s=0.2)
+    zone = _zone_away_from_midnight()
+    account = await org.bd_account(display_name="Fresh", timezone=zone.key)
+    cid = await env.campaign(accounts=[account], contacts=await org.contacts(1), steps=[{}])
+    await env.api("POST", f"/api/campaigns/{cid}/start")
+    await env.wait_status(cid, "completed")
+
+    async def live_ramp_cap() -> int | None:
+        throttle = {r["bdAccountId"]: r for r in await env.api("GET", "/api/campaigns/agents/throttle")}
+        return throttle[str(account)]["rampCap"]
+
+    assert str(account) in {s["bdAccountId"] for s in env.supervisor.throttle()}  # a live limiter
+    assert await live_ramp_cap() is None
+    await store.execute(
+        "INSERT INTO campaign_account_ramps (bd_account_id, start_per_day, increase_per_day, max_per_day, "
+        "started_on) VALUES ($1, 6, 1, 9, $2)",
+        account,
+        dt.date.fromisoformat(_today(zone)),
+    )
+    with trio.fail_after(5):
+        while await live_ramp_cap() != 6:
+            await trio.sleep(0.05)
+    await store.execute(
+        "UPDATE campaign_account_ramps SET step_down_budget = 3, "
+        "stepped_down_at = now(), step_down_until = now() + interval '1 hour'"
+    )
+    with trio.fail_after(5):
+        while await live_ramp_cap() != 3:
+            await trio.sleep(0.05)
+    await store.execute("DELETE FROM campaign_account_ramps")
+    with trio.fail_after(5):
+        while await live_ramp_cap() is not None:
+            await trio.sleep(0.05)
