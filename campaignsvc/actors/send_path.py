@@ -130,6 +130,16 @@ class DispatchSender:
                     ),
                 )
                 return SendReport(attempted=False)
+            case claims.Stopped(reason=reason):
+                stopped = ParticipantUpdate(
+                    current_step=request.step,
+                    status=ParticipantStatus.STOPPED,
+                    next_send_at=None,
+                    waiting_reason=None,
+                    last_error=reason,
+                )
+                self._record(request, stopped)
+                return SendReport(attempted=False)
             case claims.Claimed() as claimed:
                 if start_at is not None:
                     await trio.sleep_until(self._clock.deadline(start_at))

@@ -90,7 +90,14 @@ class ContactGone:
     reason: str
 
 
-ClaimResult = Claimed | NotDue | Skipped | Quarantined | Recovered | ContactGone
+@attrs.frozen
+class Stopped:
+    """Nothing more is sent to this contact, by any campaign (the do-not-contact list)."""
+
+    reason: str
+
+
+ClaimResult = Claimed | NotDue | Skipped | Quarantined | Recovered | ContactGone | Stopped
 
 
 def decide(

@@ -34,10 +34,13 @@ from campaignsvc.domain.claims import (
     Recovered,
     Skipped,
     SkipStep,
+    Stopped,
 )
 from campaignsvc.domain.status import CampaignStatus, ParticipantStatus, SendStatus, Waiting
+from campaignsvc.storage import do_not_contact as dnc
 from campaignsvc.storage.dispatch import Advance, record
 
+DO_NOT_CONTACT = "On the organization's do-not-contact list"
 # Ledger states a claim may take a row back from to send it again (with its key and its text).
 _RETRYABLE = (SendStatus.IN_DOUBT, SendStatus.DEFERRED, SendStatus.FAILED, SendStatus.SENDING)
 # The contact fields conditions and templates read (original-v1 §3.3 StepConditions, R-TPL-1).
@@ -74,7 +77,7 @@ class Ask:
     start_at: datetime | None = None
 
 
-_FACTS = """
+_FACTS = f"""
     SELECT r.n, cp.id, cp.campaign_id, cp.contact_id, cp.bd_account_id, cp.channel_id, cp.status, cp.current_step,
            cp.next_send_at, cp.last_sent_at, cp.replied_at, cp.attempts, c.status AS campaign_status,
            c.deleted_at, c.organization_id, now() AS now,
@@ -85,7 +88,7 @@ _FACTS = """
            s.message_id AS send_message_id, s.idempotency_key AS send_key,
            ct.first_name, ct.last_name, ct.display_name, ct.username, ct.email, ct.phone, ct.telegram_id,
            ct.deleted_at AS contact_deleted_at, ct.organization_id AS contact_organization_id,
-           co.name AS company_name
+           co.name AS company_name, {dnc.listed("ct")} AS do_not_contact
     FROM unnest($1::uuid[], $2::int[]) WITH ORDINALITY AS r (id, step_key, n)
     JOIN campaign_participants cp ON cp.id = r.id
     JOIN campaigns c ON c.id = cp.campaign_id
@@ -242,6 +245,8 @@ def _judge(
         return ContactGone("Contact was deleted")
     if not p["channel_id"]:
         return ContactGone("Contact has no Telegram ID or username")
+    if p["do_not_contact"]:
+        return Stopped(DO_NOT_CONTACT)
     decision = ask.decide(
         Facts(
             contact={name: p[name] for name in CONTACT_FIELDS},

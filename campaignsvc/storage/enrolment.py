@@ -10,6 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from campaignsvc.domain.audience import Audience
+from campaignsvc.storage import do_not_contact as dnc
 
 MAX_AUDIENCE = 1_000_000
 DEFAULT_AUDIENCE_LIMIT = 5000
@@ -21,7 +22,11 @@ async def participant_count(conn: asyncpg.Connection, campaign_id: uuid.UUID) ->
     )
 
 
-_REACHABLE = "ct.deleted_at IS NULL AND (NULLIF(TRIM(ct.telegram_id), '') IS NOT NULL OR NULLIF(TRIM(ct.username), '') IS NOT NULL)"
+# A contact a campaign may enrol: live, with a Telegram id or a username, not on the do-not-contact list.
+_REACHABLE = (
+    "ct.deleted_at IS NULL AND (NULLIF(TRIM(ct.telegram_id), '') IS NOT NULL OR NULLIF(TRIM(ct.username), '') IS NOT NULL)"
+    f" AND NOT {dnc.listed('ct')}"
+)
 
 
 async def audience_contacts(
@@ -159,12 +164,12 @@ async def add_contacts(
     conn: asyncpg.Connection, campaign_id: uuid.UUID, org: uuid.UUID, contact_ids: Sequence[uuid.UUID]
 ) -> tuple[int, int]:
     """Add contacts of the organization as pending participants after the current queue; returns
-    (inserted, eligible — contacts of the org with a Telegram id or username)."""
+    (inserted, eligible — contacts of the org with a Telegram id or username, not on the do-not-contact
+    list)."""
     eligible = await conn.fetch(
-        """
+        f"""
         SELECT ct.id FROM unnest($2::uuid[]) WITH ORDINALITY AS w (id, n)
-        JOIN contacts ct ON ct.id = w.id AND ct.organization_id = $1 AND ct.deleted_at IS NULL
-             AND (NULLIF(TRIM(ct.telegram_id), '') IS NOT NULL OR NULLIF(TRIM(ct.username), '') IS NOT NULL)
+        JOIN contacts ct ON ct.id = w.id AND ct.organization_id = $1 AND {_REACHABLE}
         ORDER BY w.n
         """,
         org,

@@ -4,7 +4,8 @@
   ``replied`` (no further sends) — or, when the participant waits for an ``after_reply`` step, releases
   that step — with the intent the classifier reads in it (domain/replies.py), announced as
   ``campaign.participant.replied``. An automatic answer (away message, business bot) is not a reply: it
-  is recorded and holds the next send back by the campaign's ``autoReplyPauseHours``. Recorded whatever the campaign's and the participant's status (failed becomes replied;
+  is recorded and holds the next send back by the campaign's ``autoReplyPauseHours``. A reply read as
+  ``unsubscribe`` puts the contact on the organization's do-not-contact list. Recorded whatever the campaign's and the participant's status (failed becomes replied;
   replied keeps its first reply) once the contact is answering the campaign (docs/semantics.md
   "Replies"); outbound echoes of the account's own messages and service bots are ignored; the same
   event twice changes nothing (idempotent by event id).
@@ -47,6 +48,7 @@ from campaignsvc.domain.status import ParticipantStatus, Waiting
 from campaignsvc.integrations.events import CONSUMED_TYPES, Event
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import campaigns as campaigns_db
+from campaignsvc.storage import do_not_contact as dnc
 from campaignsvc.storage import enrolment as enrolment_db
 from campaignsvc.storage import lifecycle, outbox, processed_events, replies
 from campaignsvc.storage.store import Store
@@ -60,6 +62,8 @@ BOT_USERNAMES = frozenset(
     {"spambot", "botfather", "gif", "pic", "bing", "wiki", "imdb", "bold", "vote", "like", "gamee", "sticker"}
 )
 SPAMBOT_TELEGRAM_ID = "178220800"
+# The do-not-contact entry of a reply read as "unsubscribe".
+UNSUBSCRIBED = "reply_unsubscribe"
 
 
 @attrs.define
@@ -205,6 +209,12 @@ class InboundHandler:
             await self._automatic(conn, rows, replied_at, effects)
             return
         said = intent or Intent.UNKNOWN
+        if said == Intent.UNSUBSCRIBE and rows:
+            # Nobody in the organization writes to them again: every claim checks the list.
+            contacts = [r["contact_id"] for r in rows]
+            await dnc.add(
+                conn, org, contact_ids=contacts, reason=UNSUBSCRIBED, campaign_id=rows[0]["campaign_id"]
+            )
         steps_cache: dict[uuid.UUID, list[st.Step]] = {}
         for row in rows:
             reading = merged(row["reply_intent"], row["reply_intent_by"], said)

@@ -138,6 +138,9 @@ CAMPAIGN_INDEXES = {
     "idx_cp_report_unread",
     "idx_cp_report_failed",
     "idx_cp_reply_intent",
+    "campaign_dnc_contact",
+    "campaign_dnc_telegram",
+    "campaign_dnc_username",
     "idx_campaign_sends_campaign_time",
 }
 NEW_TABLES = {
@@ -145,6 +148,7 @@ NEW_TABLES = {
     "campaign_processed_events",
     "campaign_account_state",
     "campaign_account_ramps",
+    "campaign_do_not_contact",
     "campaignsvc_migrations",
 }
 # original-v1 §3.2: a selection of the columns campaignsvc reads, with their types.

@@ -283,6 +283,17 @@ async def test_every_operation_answers_what_openapi_json_documents(nursery, stor
     _, preflight = await call("GET", f"{url}/preflight", expect=200)
     assert preflight["ok"] is True and not [c for c in preflight["checks"] if c["count"]]
     await call("GET", f"/api/campaigns/{uuid.uuid4()}/preflight", expect=404)
+    # The organization's do-not-contact list.
+    dnc = "/api/campaigns/do-not-contact"
+    _, added = await call(
+        "POST", dnc, {"usernames": ["@never_again"], "telegramIds": ["99887766"]}, expect=200
+    )
+    assert added == {"added": 2}
+    await call("POST", dnc, {}, expect=400)
+    _, listed = await call("GET", dnc, query={"q": "never", "limit": 10}, expect=200)
+    assert listed["total"] == 1
+    await call("DELETE", f"{dnc}/{listed['data'][0]['id']}", expect=204)
+    await call("DELETE", f"{dnc}/{listed['data'][0]['id']}", expect=404)
     # When it will finish.
     _, forecast = await call("GET", f"{url}/forecast", query={"extraAccounts": 1}, expect=200)
     assert forecast["remainingSends"] > 0

@@ -39,6 +39,7 @@ SAMPLE_BODIES: dict[str, dict[str, Any]] = {
     "StepCreate": {"templateId": "{b_template}"},
     "StepPatch": {"delayHours": 1},
     "IntentPatch": {"replyIntent": "interested"},
+    "EntriesAdd": {"contactIds": ["{b_contact}"]},
     "RampBody": {"startPerDay": 1, "increasePerDay": 1, "maxPerDay": 5, "startedOn": "2026-01-01"},
     "CampaignCreate": {"name": "Mine"},
     "PresetCreate": {"name": "Mine", "content": "Hi"},
@@ -66,6 +67,7 @@ class Tenants:
     campaign: CampaignIds  # org A's
     deleted: CampaignIds  # org A's, soft-deleted
     theirs: CampaignIds  # org B's
+    entry: str  # org A's do-not-contact entry
 
     def path_ids(self, campaign: CampaignIds) -> dict[str, str]:
         return {
@@ -76,6 +78,7 @@ class Tenants:
             "contactId": str(self.a.contacts[0]),
             "accountId": str(self.a.accounts[0]),
             "participantId": campaign.participants[0] if campaign.participants else str(uuid.uuid4()),
+            "entryId": self.entry,
         }
 
     def fill(self, value: Any) -> Any:
@@ -113,6 +116,8 @@ class Tenants:
             *(t for c in campaigns for t in c.templates),
             *(s for c in campaigns for s in c.steps),
             *(p for c in campaigns for p in c.participants),
+            self.entry,
+            "world_a_listed",
             "World A",
         ]
 
@@ -172,7 +177,9 @@ async def tenants(client, store, org: Org) -> Tenants:
     response = await client.delete(deleted.url, headers=org.headers())
     assert response.status_code == 204
     theirs = await build_campaign(caller(other), b, name="Theirs")
-    return Tenants(client, store, a, b, campaign, deleted, theirs)
+    await caller(org)("POST", "/api/campaigns/do-not-contact", {"usernames": ["world_a_listed"]}, expect=200)
+    _, listed = await caller(org)("GET", "/api/campaigns/do-not-contact", expect=200)
+    return Tenants(client, store, a, b, campaign, deleted, theirs, listed["data"][0]["id"])
 
 
 def _with_path_ids() -> list[Operation]:
@@ -180,7 +187,7 @@ def _with_path_ids() -> list[Operation]:
 
 
 def test_every_path_parameter_and_body_has_a_sample():
-    known = {"id", "campaignId", "templateId", "stepId", "contactId", "accountId", "participantId"}
+    known = {"id", "campaignId", "templateId", "stepId", "contactId", "accountId", "participantId", "entryId"}
     assert {p for op in OPERATIONS for p in op.path_params} <= known
     assert {op.body.__name__ for op in OPERATIONS if op.body} <= set(SAMPLE_BODIES)
 
