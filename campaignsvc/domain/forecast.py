@@ -43,10 +43,12 @@ DAILY_DAYS = 90
 # simulation may spend MAIN_WORK, each account a part in proportion to its sends; an account that spends
 # its part continues at the pace simulated so far. The what-ifs are simulated again when each fits in
 # what is left, else scaled from the main simulation (docs/visibility.md).
-WORK_BOUND = 800_000
-MAIN_WORK = 500_000
-RUN_WORK = 60
+WORK_BOUND = 600_000
+MAIN_WORK = 360_000
+RUN_WORK = 120
 DAY_WORK = 40
+# Past the work bound an account's remaining sends go at the pace its rules allow over this many days.
+PACE_DAYS = 28
 # The what-ifs: this many accounts like the median one added.
 WHAT_IF = (1, 2, 3)
 
@@ -66,6 +68,7 @@ _SLACK = timedelta(milliseconds=1)
 _FIRST_RUN = 64
 _MAX_RUN = 8192
 _MIN_WORK = 300
+_PACE_SLOTS = 50_000
 
 
 class Midpoint(random.Random):
@@ -170,6 +173,7 @@ class _Sequence:
     sendable: tuple[bool, ...]
     after: tuple[tuple[int, timedelta] | None, ...]
     remaining: tuple[int, ...]
+    soonest: timedelta | None  # the shortest delay from a send to the next step, None: none follows
 
     @classmethod
     def of(cls, plan: CampaignPlan) -> _Sequence:
@@ -184,7 +188,8 @@ class _Sequence:
         for i in range(len(steps) - 1, -1, -1):
             follow = after[i]
             remaining[i] = int(sendable[i]) + (remaining[follow[0]] if follow is not None else 0)
-        return cls(sendable, tuple(after), tuple(remaining))
+        delays = [follow[1] for i, follow in enumerate(after) if follow is not None and sendable[i]]
+        return cls(sendable, tuple(after), tuple(remaining), min(delays, default=None))
 
     def sends_left(self, step: int) -> int:
         return self.remaining[step] if 0 <= step < len(self.remaining) else 0
@@ -271,19 +276,20 @@ class _Outcome:
     spent: int = 0  # work
     sent: int = 0  # sends simulated
     last: datetime | None = None  # the last one's start
+    pace: timedelta = timedelta(0)  # past the work bound: the time per send the rules allow, on average
     waits: dict[str, float] = attrs.field(factory=lambda: dict.fromkeys(RULES, 0.0))
     daily: list[int] = attrs.field(factory=list)
 
     def finish(self, now: datetime) -> datetime | None:
         """When the account's last remaining send starts: simulated, or past the work bound at the pace
-        simulated so far; None when that is not within the horizon."""
+        the rules allow (``pace``, from there); None when that is not within the horizon."""
         if self.total == 0:
             return now
         if self.finished:
             return self.last
-        if not self.extrapolated or self.last is None or not self.sent:
+        if not self.extrapolated or self.last is None:
             return None
-        finish = self.last + (self.last - now) / self.sent * (self.total - self.sent)
+        finish = self.last + self.pace * (self.total - self.sent)
         return finish if finish <= now + HORIZON else None
 
 
@@ -331,6 +337,7 @@ class _Simulation:
         self._calendars: dict[sched.Schedule, Calendar] = {}
         self._by_input: dict[AccountInput, _Outcome] = {}
         self._by_object: dict[int, tuple[AccountInput, _Outcome]] = {}
+        self._paces: dict[tuple[AccountPolicy, int], timedelta] = {}
 
     def calendar(self, window: sched.Schedule | None) -> Calendar | None:
         if window is None:
@@ -382,6 +389,29 @@ class _Simulation:
         out += [_Stream(sorted(dues), step, False) for step, dues in sorted(skipped.items())]
         return out
 
+    def pace(self, account: AccountInput, since: datetime) -> timedelta:
+        """The average time per send of this campaign on an account that always has a send due: its slots
+        over PACE_DAYS from the day after ``since`` (:meth:`AccountPolicy.spread`), every k-th one when it
+        is shared; once per set of rules."""
+        policy = attrs.evolve(account.policy, blocked_until=None, block_reason=None)
+        key = (policy, max(1, account.campaigns))
+        found = self._paces.get(key)
+        if found is not None:
+            return found
+        share = key[1]
+        span = timedelta(days=PACE_DAYS)
+        gap_s = policy.padded(self.plan.spread_gap_s(policy.floor_s))
+        cap = policy.cap(self.plan)
+        if not cap and not gap_s:
+            return timedelta(0)  # no cap, no gap: everything at once
+        slots = cap * PACE_DAYS if cap else int(span.total_seconds() / gap_s) + 1
+        start = sched.next_local_midnight(policy.day_zone(self.plan), since)
+        times = policy.spread(self.plan, start, min(slots, _PACE_SLOTS), sent_today=0, rng=MIDPOINT)
+        inside = bisect.bisect_left(times, start + span) // share
+        found = span / max(1, inside)
+        self._paces[key] = found
+        return found
+
     def account(self, account: AccountInput, work: int, *, track: bool) -> _Outcome:
         """The account's simulation with ``work`` to spend. The same input object, and small inputs alike
         but for the account's id and name (a draft's accounts, added ones), are simulated once."""
@@ -419,7 +449,8 @@ class _Run:
         self.zone = policy.day_zone(plan)
         self.cap = policy.cap(plan)
         self.share = max(1, account.campaigns)
-        self.gap = timedelta(seconds=policy.padded(plan.spread_gap_s(policy.floor_s)))
+        self.gap_s = policy.gap(plan, MIDPOINT)  # the middle of the campaign's range, at least the floor
+        self.gap = timedelta(seconds=policy.padded(self.gap_s))
         self.cycle = self.gap * self.share  # from one send of this campaign to its next, back to back
         self.streams = sim.streams(account, self.calendar)
         self.followups: dict[int, _Stream] = {}
@@ -438,19 +469,47 @@ class _Run:
                 return
             if self.work <= 0:
                 self.outcome.extrapolated = True
+                self.outcome.pace = self.sim.pace(self.account, self.last or self.sim.now)
                 return
-            start = max(min(s.dues[s.pos] for _, s in live), self.earliest)
-            if self.last is not None:
-                start = max(start, self.last + self.gap)
+            start = self._first(min(s.dues[s.pos] for _, s in live))
             if start > self.sim.end:
                 return
             size = self._step(live, start, min(size, max(16, self.work // 4)))
             if not size:
                 return
 
+    def _first(self, due: datetime) -> datetime:
+        """When the run's first send starts, decided as the limiter decides it (:meth:`AccountPolicy.decide`
+        from when the send is due, or the previous one started, or a block ends; a send it hands back is
+        decided again at the time it named, a start on a later day again then)."""
+        now = max(due, self.earliest) if self.last is None else max(due, self.earliest, self.last)
+        while True:
+            verdict = self.policy.decide(
+                self.sim.plan,
+                due_at=due,
+                now=now,
+                last_start=self.last,
+                gap_s=self.gap_s,
+                starts=[self.day] * self.used,  # the account's starts that count today, as far as decide asks
+                rng=MIDPOINT,
+            )
+            if isinstance(verdict, pacing.Defer):
+                now = verdict.until
+            elif verdict.at > now and pacing.day_start(self.zone, verdict.at) != pacing.day_start(
+                self.zone, now
+            ):
+                now = verdict.at
+            else:
+                return verdict.at
+
     def _step(self, live: list[tuple[int, _Stream]], start: datetime, size: int) -> int:
         """Simulate the run that starts at ``start`` (at most ``size`` sends, the earliest due); the next
         run's size, 0 at the horizon."""
+        run_day = pacing.day_start(self.zone, start)
+        today = self.used if run_day == self.day else 0
+        if self.cap:
+            # A run ends with the day's cap: the next day's first send is decided as the limiter decides it.
+            size = min(size, max(1, (self.cap - today) // self.share))
         owners: list[int] | None = None
         if len(live) == 1:
             index, stream = live[0]
@@ -465,8 +524,6 @@ class _Run:
             owners = [i for _, i in merged]
             index = owners[0]
         count = len(dues)
-        run_day = pacing.day_start(self.zone, start)
-        today = self.used if run_day == self.day else 0
         slots = self.policy.spread(self.sim.plan, start, count * self.share, sent_today=today, rng=MIDPOINT)
         # Shared round-robin: the other campaigns take the slots in between.
         ours = slots[self.share - 1 :: self.share] if self.share > 1 else slots
@@ -474,6 +531,10 @@ class _Run:
             valid = list(map(operator.gt, dues, ours)).index(True)  # not due by its slot: the run ends
         except ValueError:
             valid = count
+        soonest = self.sim.sequence.soonest
+        if soonest is not None:
+            # A send of the run may bring a next step due before a later candidate: the run ends there.
+            valid = min(valid, max(1, bisect.bisect_right(dues, ours[0] + soonest)))
         within = bisect.bisect_right(ours, self.sim.end, 0, valid)
         if within == 0:
             return 0
@@ -496,7 +557,7 @@ class _Run:
         o.spent += cost
         if within < valid:
             return 0  # the horizon
-        return min(size * 2, _MAX_RUN) if valid == count == size else max(16, 2 * valid)
+        return min(size * 2, _MAX_RUN) if valid == count else max(16, 2 * valid)
 
     def _advance(self, ours: list[datetime], valid: int, index: int, owners: list[int] | None) -> None:
         """The run's sends leave their streams; their next steps join the queue."""
@@ -505,8 +566,8 @@ class _Run:
         else:
             own = owners[:valid]
             sent = {i: [t for t, o in zip(ours, own, strict=False) if o == i] for i in set(own)}
-        for i, times in sent.items():
-            stream = self.streams[i]
+        added = False
+        for stream, times in [(self.streams[i], times) for i, times in sent.items()]:
             stream.pos += len(times)
             follows = self.sim.follow(self.calendar, stream.step, times)
             if follows is None:
@@ -517,7 +578,10 @@ class _Run:
                 queue = _Stream([], step, False)
                 self.followups[step] = queue
                 self.streams.append(queue)
+                added = True
             queue.dues.extend(dues)
+        if added:
+            self.streams.sort(key=lambda q: q.step)  # sends due at one instant go in step order
         if len(self.streams) > 8:
             kept = set(map(id, self.followups.values()))
             self.streams = [s for s in self.streams if s.pos < len(s.dues) or id(s) in kept]
