@@ -61,6 +61,7 @@ CAMPAIGN_TABLES = {
         "delay_minutes": ("integer", False, "0"),
         "is_hidden": ("boolean", False, "false"),
         "step_key": ("integer", False, None),
+        "auto_winner": ("boolean", False, "false"),
     },
     "campaign_participants": {
         "id": ("uuid", False, "gen_random_uuid()"),
@@ -111,6 +112,14 @@ CAMPAIGN_TABLES = {
         "claimed_at": (TS, True, None),
         "completed_at": (TS, True, None),
         "owner_epoch": ("bigint", True, None),
+        "variant_id": ("uuid", True, None),
+    },
+    "campaign_step_variants": {
+        "id": ("uuid", False, "gen_random_uuid()"),
+        "step_id": ("uuid", False, None),
+        "template_id": ("uuid", False, None),
+        "weight": ("integer", False, "1"),
+        "created_at": (TS, False, "CURRENT_TIMESTAMP"),
     },
 }
 CAMPAIGN_INDEXES = {
@@ -142,6 +151,7 @@ CAMPAIGN_INDEXES = {
     "campaign_dnc_telegram",
     "campaign_dnc_username",
     "idx_campaign_sends_campaign_time",
+    "idx_campaign_step_variants_step",
 }
 NEW_TABLES = {
     "campaign_outbox",
@@ -149,6 +159,7 @@ NEW_TABLES = {
     "campaign_account_state",
     "campaign_account_ramps",
     "campaign_do_not_contact",
+    "campaign_step_variants",
     "campaignsvc_migrations",
 }
 # original-v1 §3.2: a selection of the columns campaignsvc reads, with their types.
