@@ -341,9 +341,14 @@ class AccountLimiter:
         zone = s.day_zone()
         edges = [bisect.bisect_left(self._starts, now - dt.timedelta(minutes=m)) for m in range(60, -1, -1)]
         per_minute = [edges[i + 1] - edges[i] for i in range(60)]
+        # Idle between sends, yet at its day's cap by its rules (nothing was handed back, because enrolment
+        # placed the rest after midnight): say so, as the view of an account without a limiter does.
+        state = self.state
+        if state == "idle":
+            state = s.state(now, sent_today=pacing.sent_today(self._starts, zone, now))
         return {
             "bdAccountId": str(self.bd_account_id),
-            "state": self.state,
+            "state": state,
             "blockedUntil": s.blocked_until,
             "blockReason": s.block_reason,
             "sentToday": pacing.sent_today(self._starts, zone, now),

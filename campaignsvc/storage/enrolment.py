@@ -11,6 +11,7 @@ import asyncpg
 
 from campaignsvc.domain.audience import Audience
 from campaignsvc.storage import do_not_contact as dnc
+from campaignsvc.storage import ramps
 
 MAX_AUDIENCE = 1_000_000
 DEFAULT_AUDIENCE_LIMIT = 5000
@@ -214,13 +215,15 @@ async def sending_accounts(
     conn: asyncpg.Connection, org: uuid.UUID, wanted: Sequence[uuid.UUID]
 ) -> list[asyncpg.Record]:
     """The audience's active accounts of the organization in audience order; without any named, the
-    organization's first active account (as the original)."""
-    columns = "id, timezone, working_hours_start, working_hours_end, working_days, max_dm_per_day"
+    organization's first active account (as the original). With each account's ramp (``ramp_*``,
+    storage/ramps.py), so the first sends are spread at the budget the limiter will keep."""
+    columns = f"a.id, a.timezone, a.working_hours_start, a.working_hours_end, a.working_days, a.max_dm_per_day, {ramps.PREFIXED}"
+    ramp = "LEFT JOIN campaign_account_ramps r ON r.bd_account_id = a.id"
     if wanted:
         return await conn.fetch(
             f"""
             SELECT {columns} FROM unnest($2::uuid[]) WITH ORDINALITY AS w (id, n)
-            JOIN bd_accounts a USING (id)
+            JOIN bd_accounts a USING (id) {ramp}
             WHERE a.organization_id = $1 AND a.is_active
             ORDER BY w.n
             """,
@@ -228,7 +231,8 @@ async def sending_accounts(
             list(wanted),
         )
     return await conn.fetch(
-        f"SELECT {columns} FROM bd_accounts WHERE organization_id = $1 AND is_active ORDER BY created_at, id LIMIT 1",
+        f"""SELECT {columns} FROM bd_accounts a {ramp} WHERE a.organization_id = $1 AND a.is_active
+            ORDER BY a.created_at, a.id LIMIT 1""",
         org,
     )
 

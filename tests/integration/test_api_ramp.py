@@ -173,6 +173,9 @@ async def test_dispatch__a_ramped_account_sends_its_budget_and_the_rest_wait_as_
             await trio.sleep(0.1)
     await trio.sleep(1.0)
     assert len(env.sandbox.state.messages) == 2  # the account cap is 0 (none): the ramp alone holds them
+    # Enrolment spread them at the ramp's budget: placed after midnight, not handed back by the limiter.
+    pending = [r for r in await env.participants(cid) if r["status"] == "pending"]
+    assert [r["waiting_reason"] for r in pending] == [None, None, None]
     rows = await env.api("GET", f"/api/campaigns/{cid}/participants?limit=100")
     held = [r["waiting"] for r in rows if r["waiting"]]
     assert all(w["message"].startswith("Ramp-up of Fresh: 2/day today (4 tomorrow) reached") for w in held)
