@@ -114,31 +114,14 @@ class DispatchSender:
                 )
                 return SendReport(attempted=False)
             case claims.ContactGone(reason=reason):
-                update = ParticipantUpdate(
-                    current_step=request.step,
-                    status=ParticipantStatus.FAILED,
-                    next_send_at=None,
-                    waiting_reason=None,
-                    last_error=reason,
+                event = (
+                    "campaign.message.failed",
+                    self._event_data(request, error=reason, error_class="recipient"),
                 )
-                self._record(
-                    request,
-                    update,
-                    event=(
-                        "campaign.message.failed",
-                        self._event_data(request, error=reason, error_class="recipient"),
-                    ),
-                )
+                self._record(request, _ended(request, ParticipantStatus.FAILED, reason), event=event)
                 return SendReport(attempted=False)
             case claims.Stopped(reason=reason):
-                stopped = ParticipantUpdate(
-                    current_step=request.step,
-                    status=ParticipantStatus.STOPPED,
-                    next_send_at=None,
-                    waiting_reason=None,
-                    last_error=reason,
-                )
-                self._record(request, stopped)
+                self._record(request, _ended(request, ParticipantStatus.STOPPED, reason))
                 return SendReport(attempted=False)
             case claims.Claimed() as claimed:
                 if start_at is not None:
@@ -314,3 +297,10 @@ class DispatchSender:
                 **fields,  # type: ignore[arg-type]
             )
         )
+
+
+def _ended(request: SendRequest, status: ParticipantStatus, reason: str) -> ParticipantUpdate:
+    """Nothing more is sent to the participant: ``status`` with ``reason`` as its last error."""
+    return ParticipantUpdate(
+        current_step=request.step, status=status, next_send_at=None, waiting_reason=None, last_error=reason
+    )
