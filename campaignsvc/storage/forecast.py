@@ -17,12 +17,13 @@ _REACHABLE = (
 )
 
 
-async def positions(conn: asyncpg.Connection, campaign_id: uuid.UUID, now: datetime) -> list[asyncpg.Record]:
-    """The open participants (pending, sent) with a due time, per (account, step, due — now when overdue,
-    never contacted): ``n`` each. One scan of the campaign's due participants, sorted for the simulation."""
+async def positions(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> list[asyncpg.Record]:
+    """The open participants (pending, sent) with a due time, per (account, step, due, never contacted):
+    ``n`` each. One scan of the campaign's due participants, sorted for the simulation. Overdue ones keep
+    their due time: the dispatcher sends them in that order."""
     return await conn.fetch(
         """
-        SELECT cp.bd_account_id, cp.current_step AS step, GREATEST(cp.next_send_at, $2) AS due,
+        SELECT cp.bd_account_id, cp.current_step AS step, cp.next_send_at AS due,
                (cp.last_sent_at IS NULL AND cp.first_sent_at IS NULL) AS fresh, count(*)::int AS n
         FROM campaign_participants cp
         WHERE cp.campaign_id = $1 AND cp.status IN ('pending', 'sent') AND cp.next_send_at IS NOT NULL
@@ -31,7 +32,6 @@ async def positions(conn: asyncpg.Connection, campaign_id: uuid.UUID, now: datet
         ORDER BY 1, 2, 3
         """,
         campaign_id,
-        now,
     )
 
 

@@ -151,7 +151,7 @@ async def _participants(
     account they have among the sending ones, else the least loaded), after what each account has
     queued."""
     grouped: dict[tuple[uuid.UUID, int, bool], list[dt.datetime]] = {}
-    for r in await db.positions(conn, plan.id, now):
+    for r in await db.positions(conn, plan.id):
         grouped.setdefault((r["bd_account_id"], r["step"], r["fresh"]), []).extend([r["due"]] * r["n"])
     out: PositionsByAccount = {}
     for (account, step, fresh), dues in grouped.items():

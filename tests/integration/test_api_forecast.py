@@ -201,14 +201,13 @@ async def test_active_campaign_part_way__from_where_each_participant_stands(clie
     assert f.remaining_sends == 1 + 2 + 2
     by_account = {a.bd_account_id: a for a in f.per_account}
     midnight = NOW.replace(hour=0) + DAY
-    jitter = dt.timedelta(seconds=150)  # the middle of the 300 s a send moved past midnight may land in
-    # Anna after midnight: the overdue first send, then the follow-up due since 09:00; the overdue one's
-    # follow-up a day later.
+    # Anna from midnight (no window: the limiter hands the send back until then): the overdue first send,
+    # then the follow-up due since 09:00; the overdue one's follow-up a day later.
     assert by_account[anna].remaining_sends == 3
-    assert by_account[anna].finishes_at == midnight + jitter + DAY
+    assert by_account[anna].finishes_at == midnight + DAY
     # Boris: a gap after his last start, its follow-up a day later.
     assert by_account[boris].finishes_at == NOW - dt.timedelta(minutes=5) + GAP + DAY
-    assert f.finishes_at == midnight + jitter + DAY
+    assert f.finishes_at == midnight + DAY
     assert [(d.date, d.sends) for d in f.daily] == [
         (NOW.date(), 1),
         ((NOW + DAY).date(), 3),

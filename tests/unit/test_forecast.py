@@ -57,7 +57,7 @@ def inputs(case: ForecastCase) -> list[fc.AccountInput]:
     for i, a in enumerate(case.accounts):
         queues: dict[tuple[int, bool], list[dt.datetime]] = {}
         for p in a.participants:
-            queues.setdefault((p.step, not p.sent), []).append(max(p.due, case.now))
+            queues.setdefault((p.step, not p.sent), []).append(p.due)
         out.append(
             fc.AccountInput(
                 account_id(i),
