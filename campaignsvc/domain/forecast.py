@@ -25,6 +25,7 @@ from campaignsvc.domain.forecast_sim import (
     HORIZON,
     MIDPOINT,
     NONE,
+    PACE_DAYS,
     RULES,
     STEP_DELAYS,
     WINDOW,
@@ -117,7 +118,8 @@ class Forecast:
 
 def median_account(accounts: Sequence[AccountInput], plan: CampaignPlan) -> AccountInput | None:
     """An account like the campaign's median one: the rules of the middle account by sends per day (then
-    gap), nothing sent yet, no block, no other campaign; None when no account of the campaign can send."""
+    gap), nothing sent yet, no block, no ramp, no other campaign; None when no account of the campaign can
+    send."""
     usable = [a for a in accounts if a.bd_account_id is not None and held(a) is None]
     if not usable:
         return None
@@ -127,7 +129,7 @@ def median_account(accounts: Sequence[AccountInput], plan: CampaignPlan) -> Acco
         return (float(cap) if cap else float("inf"), -plan.spread_gap_s(a.policy.floor_s))
 
     middle = sorted(usable, key=pace)[(len(usable) - 1) // 2]
-    policy = attrs.evolve(middle.policy, blocked_until=None, block_reason=None)
+    policy = attrs.evolve(middle.policy, blocked_until=None, block_reason=None, ramp=None)
     return AccountInput(None, policy, name="added like " + display_name(middle))
 
 
@@ -342,7 +344,7 @@ def _assumptions(
     if any(o.extrapolated for o in outcomes):
         out.append(
             "The campaign is too large to simulate every send: past its share of the work, an account's "
-            "remaining sends continue at the pace simulated so far."
+            f"remaining sends go at the pace its rules allow, averaged over {PACE_DAYS} days."
         )
     out.append(
         f"The simulation looks {HORIZON.days} days ahead; the daily chart shows the first {DAILY_DAYS}."

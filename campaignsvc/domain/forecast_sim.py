@@ -459,9 +459,10 @@ class _Run:
         run's size, 0 at the horizon."""
         run_day = pacing.day_start(self.zone, start)
         today = self.used if run_day == self.day else 0
-        if self.cap:
+        cap = self.policy.cap(self.sim.plan, start)  # the day's: a ramp lowers it day by day
+        if cap:
             # A run ends with the day's cap: the next day's first send is decided as the limiter decides it.
-            size = min(size, max(1, (self.cap - today) // self.share))
+            size = min(size, max(1, (cap - today) // self.share))
         owners: list[int] | None = None
         if len(live) == 1:
             index, stream = live[0]
@@ -562,7 +563,7 @@ class _Run:
             a = self.outcome.last
             assert a is not None
             base = a + self.cycle
-            full = self.cap and self.used >= self.cap and self.day == pacing.day_start(self.zone, a)
+            full = self._full(a, self.used)
         else:
             a = self.sim.now
             if self.earliest > a:
@@ -570,7 +571,7 @@ class _Run:
                 a = self.earliest
             last = self.account.last_start
             base = a if last is None else max(a, last + self.cycle)
-            full = self.cap and self.used >= self.cap and self.day == pacing.day_start(self.zone, a)
+            full = self._full(a, self.used)
         self._charge_one(a, base, slots[k - 1], due, placed, bool(full))
         if taken <= k:
             return
@@ -585,7 +586,13 @@ class _Run:
             j = (i + 1) * k  # slots before the next send of this campaign
             day = pacing.day_start(self.zone, a)
             on_day = j - bisect.bisect_left(slots, day, 0, j) + (today if day == run_day else 0)
-            self._charge_one(a, a + self.cycle, ours[i + 1], a, False, bool(self.cap) and on_day >= self.cap)
+            self._charge_one(a, a + self.cycle, ours[i + 1], a, False, self._full(a, on_day, counted=True))
+
+    def _full(self, at: datetime, used: int, *, counted: bool = False) -> bool:
+        """Whether ``used`` starts fill the cap of ``at``'s day (the ramp's budget of that day included):
+        ``used`` counted on that day, or (not ``counted``) on the day the account's last start fell on."""
+        cap = self.policy.cap(self.sim.plan, at)
+        return bool(cap) and used >= cap and (counted or self.day == pacing.day_start(self.zone, at))
 
     def _charge_one(
         self, a: datetime, base: datetime, b: datetime, due: datetime, placed: bool, full: bool

@@ -15,7 +15,6 @@ from campaignsvc.http import identity as ident
 from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
 from campaignsvc.http.models.forecast import Forecast, ForecastQuery, forecast_body
-from campaignsvc.storage import reporting as reporting_db
 from campaignsvc.usecases import forecast as usecase
 
 bp = Blueprint("forecast", __name__, url_prefix="/api/campaigns")
@@ -36,7 +35,6 @@ async def forecast(id: uuid.UUID, query: ForecastQuery) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
 
     async def read(conn: asyncpg.Connection) -> usecase.Prepared:
-        await reporting_db.tune(conn)
         return await usecase.prepare(
             conn, org, id, now=now, settings=svc.settings, extra_accounts=query.extraAccounts
         )

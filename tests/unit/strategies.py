@@ -12,7 +12,7 @@ import attrs
 from hypothesis import strategies as st
 
 from campaignsvc.domain.campaign import CampaignPlan
-from campaignsvc.domain.pacing import AccountPolicy
+from campaignsvc.domain.pacing import AccountPolicy, Ramp
 from campaignsvc.domain.schedule import MINUTES_PER_DAY, Schedule, previous_local_midnight
 from campaignsvc.domain.steps import AFTER_REPLY, DELAY, Step
 from campaignsvc.domain.templates import parse
@@ -128,12 +128,23 @@ def working_windows(draw: st.DrawFn) -> Schedule:
 
 
 @st.composite
+def ramps(draw: st.DrawFn, now: datetime) -> Ramp:
+    """A new account's ramp-up, started up to a week ago or starting in a few days."""
+    return Ramp(
+        start_per_day=draw(st.integers(1, 3)),
+        increase_per_day=draw(st.integers(0, 2)),
+        max_per_day=draw(st.integers(3, 10)),
+        started_on=(now + timedelta(days=draw(st.integers(-7, 3)))).date(),
+    )
+
+
+@st.composite
 def forecast_cases(draw: st.DrawFn, *, max_accounts: int = 3, max_participants: int = 8) -> ForecastCase:
     """A campaign part-way (or not started) on 1–3 accounts with their own rules and history: 1–3 steps
     (delays from none to three days, maybe a reply-triggered or hidden one after the first), a fixed or
     ranged gap, maybe a window and a daily target; each account a cap, zone, hours, floor, today's sends,
-    a last start and maybe a block; its participants never sent (spread as enrolment spreads them) or
-    part-way."""
+    a last start, maybe a block and a ramp-up; its participants never sent (spread as enrolment spreads
+    them) or part-way."""
     now = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(
         days=draw(st.integers(0, 364)), minutes=draw(st.integers(0, 24 * 60 - 1))
     )
@@ -178,6 +189,7 @@ def forecast_cases(draw: st.DrawFn, *, max_accounts: int = 3, max_participants: 
             blocked_until=draw(
                 st.none() | st.integers(1, 5 * 3600).map(lambda s: now + timedelta(seconds=s))
             ),
+            ramp=draw(st.none() | ramps(now)),
         )
         day = previous_local_midnight(policy.day_zone(plan), now)
         room = int((now - day).total_seconds())
