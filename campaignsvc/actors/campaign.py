@@ -28,6 +28,7 @@ from campaignsvc.domain.campaign import CampaignPlan, ParticipantUpdate
 from campaignsvc.domain.status import CampaignStatus
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import dispatch, lifecycle
+from campaignsvc.storage import variants as variants_db
 from campaignsvc.storage.store import Store
 
 log = get_logger(__name__)
@@ -37,6 +38,9 @@ LOAD_LIMIT = 2000
 # A full window is read again once fewer than a quarter of LOAD_LIMIT rows are still in memory, but not
 # sooner than REFILL_PAUSE after the last read (a window of rows all held at their accounts must not spin).
 REFILL_PAUSE = dt.timedelta(milliseconds=250)
+# How often a campaign with autoWinner steps reads the A/B statistics again (one query; docs/semantics.md,
+# "A/B variants").
+WINNERS_EVERY = dt.timedelta(minutes=1)
 
 
 class Directory(Protocol):
@@ -104,6 +108,7 @@ class CampaignActor:
         self._loaded_until: dt.datetime | None = None  # every participant due by then is in memory
         self._refill_at: dt.datetime | None = None  # the window was full: read on from then, once drained
         self._anything_later = True
+        self._winners_at: dt.datetime | None = None  # the next read of the A/B winners (autoWinner steps)
         self.completed = False
 
     # --- messages (called from other actors; never block) ---------------------------------------------
@@ -154,6 +159,8 @@ class CampaignActor:
         log.info("campaign.running", campaign_id=str(self.campaign_id), steps=len(self.plan.steps))
         while True:
             now = self._clock.now()
+            if self.plan.auto_winner and (self._winners_at is None or now >= self._winners_at):
+                await self._refresh_winners(now)
             if (self._reload_at is not None and now >= self._reload_at) or self._refill_due(now):
                 await self._reload(now)
             self._dispatch_due(now)
@@ -167,6 +174,26 @@ class CampaignActor:
                 if next_check is not None:
                     wake_at = min(wake_at, next_check)
             await self._receive_until(wake_at)
+
+    async def _refresh_winners(self, now: dt.datetime) -> None:
+        """The winner of each autoWinner step by the statistics now: the sends claimed from here on carry
+        the plan with them, so participants not yet sent such a step get its winner's arm."""
+        assert self.plan is not None
+        plan = self.plan
+        steps = {
+            s.id: (s.key, plan.arms[s.id])
+            for s in plan.steps
+            if s.id in plan.auto_winner and s.key is not None
+        }
+        won = await self._store.run(variants_db.winners, self.campaign_id, steps, transaction=False)
+        self._winners_at = now + WINNERS_EVERY
+        if won != dict(plan.winners):
+            log.info(
+                "campaign.ab_winners",
+                campaign_id=str(self.campaign_id),
+                winners={str(k): str(a.variant_id) for k, a in won.items()},
+            )
+            self.plan = attrs.evolve(plan, winners=won)
 
     def _idle(self) -> bool:
         return (

@@ -20,6 +20,7 @@ from campaignsvc.domain import steps as st
 from campaignsvc.domain.audience import Audience
 from campaignsvc.domain.status import ParticipantStatus, Waiting
 from campaignsvc.domain.templates import Template, TemplateError, parse
+from campaignsvc.domain.variants import CONTROL_WEIGHT, Arm, assign
 
 # How far a send moved to the next window start may land inside the window (SPEC R-SEQ-4 jitter).
 WINDOW_JITTER_S = 300.0
@@ -41,6 +42,18 @@ def step_from_row(row: Mapping[str, Any]) -> st.Step:
     )
 
 
+def _arm(row: Mapping[str, Any], templates: dict[uuid.UUID, Template | TemplateError]) -> Arm:
+    """A variant from ``load_campaign``'s JSON (ids as text); its template parsed into ``templates``, or
+    left out when it is not a template of the campaign's organization (the arm is then skipped)."""
+    template_id = uuid.UUID(str(row["template_id"]))
+    if row.get("content") is not None and template_id not in templates:
+        try:
+            templates[template_id] = parse(row["content"])
+        except TemplateError as exc:
+            templates[template_id] = exc
+    return Arm(variant_id=uuid.UUID(str(row["id"])), template_id=template_id, weight=int(row["weight"]))
+
+
 @attrs.frozen
 class CampaignPlan:
     id: uuid.UUID
@@ -56,6 +69,23 @@ class CampaignPlan:
     pipeline_id: uuid.UUID | None
     lead_settings: Mapping[str, Any] = attrs.field(hash=False)
     audience: Audience = attrs.field(factory=lambda: Audience.parse(None))
+    # Step id → its arms, the control first (only steps with variants; docs/semantics.md "A/B variants").
+    arms: Mapping[uuid.UUID, tuple[Arm, ...]] = attrs.field(factory=dict, hash=False)
+    # Steps with autoWinner, and the winner decided for each so far (the campaign actor refreshes it).
+    auto_winner: frozenset[uuid.UUID] = frozenset()
+    winners: Mapping[uuid.UUID, Arm] = attrs.field(factory=dict, hash=False)
+
+    def arm_for(self, step: st.Step, campaign_contact: uuid.UUID | None) -> Arm | None:
+        """The arm this contact's participant gets at ``step``; None for a step without variants."""
+        arms = self.arms.get(step.id)
+        if not arms:
+            return None
+        won = self.winners.get(step.id) if step.id in self.auto_winner else None
+        if won is not None:
+            return won
+        if campaign_contact is None or step.key is None:
+            return arms[0]
+        return assign(arms, self.id, campaign_contact, step.key)
 
     @classmethod
     def from_rows(
@@ -71,6 +101,13 @@ class CampaignPlan:
                 templates[r["template_id"]] = parse(r["content"])
             except TemplateError as exc:
                 templates[r["template_id"]] = exc
+        arms: dict[uuid.UUID, tuple[Arm, ...]] = {}
+        for r in step_rows:
+            variants = r.get("variants") or []
+            if not variants:
+                continue
+            control = Arm(variant_id=None, template_id=r["template_id"], weight=CONTROL_WEIGHT)
+            arms[r["id"]] = (control, *(_arm(v, templates) for v in variants))
         try:
             schedule = sched.Schedule.from_json(campaign.get("schedule"))
         except sched.ScheduleError:
@@ -91,6 +128,8 @@ class CampaignPlan:
             pipeline_id=campaign.get("pipeline_id"),
             lead_settings=campaign.get("lead_creation_settings") or {},
             audience=audience,
+            arms=arms,
+            auto_winner=frozenset(r["id"] for r in step_rows if r.get("auto_winner") and r["id"] in arms),
         )
 
     def gap_s(self, floor_s: float, rng: random.Random) -> float:

@@ -21,6 +21,7 @@ from campaignsvc.domain.templates import RenderContext, Skip, TemplateError, ren
 @attrs.frozen
 class SendText:
     text: str
+    variant_id: uuid.UUID | None = None  # the A/B arm rendered (None: the step's own template)
 
 
 @attrs.frozen
@@ -39,6 +40,7 @@ class Facts:
     has_replied: bool
     sent_before: bool
     lead_stages: Mapping[uuid.UUID, uuid.UUID]
+    contact_id: uuid.UUID | None = None  # the participant's contact: what its A/B arm is hashed on
 
 
 Decide = Callable[[Facts], SendText | SkipStep]
@@ -109,7 +111,8 @@ def decide(
     ai_text: str,
     facts: Facts,
 ) -> SendText | SkipStep:
-    """Send this step's text, or skip the step (hidden, conditions false, missing data, bad template)."""
+    """Send this step's text — of the participant's A/B arm when the step has variants — or skip the step
+    (hidden, conditions false, missing data, bad template)."""
     step = plan.steps[index]
 
     def skip(reason: str, detail: str) -> SkipStep:
@@ -118,7 +121,8 @@ def decide(
 
     if step.is_hidden:
         return skip("hidden", "hidden step")
-    template = plan.templates.get(step.template_id)
+    arm = plan.arm_for(step, facts.contact_id)
+    template = plan.templates.get(step.template_id if arm is None else arm.template_id)
     if template is None or isinstance(template, TemplateError):
         return skip("invalid_template", str(template) if template else "template missing")
     held = conditions.Facts(
@@ -131,4 +135,4 @@ def decide(
     )
     if isinstance(rendered, Skip):
         return skip(rendered.reason, rendered.detail)
-    return SendText(rendered.text)
+    return SendText(rendered.text, variant_id=None if arm is None else arm.variant_id)

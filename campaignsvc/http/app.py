@@ -30,6 +30,7 @@ from campaignsvc.http import (
     sequences,
     templates,
     throttle,
+    variants,
 )
 from campaignsvc.http.asgi import HTTPConnection
 from campaignsvc.http.context import Services
@@ -57,6 +58,7 @@ def create_app(svc: Services) -> QuartTrio:
         lifecycle,
         templates,
         sequences,
+        variants,
         lookups,
         audience,
         reporting,

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 from quart import Blueprint, current_app
 
+from campaignsvc.domain import variants
 from campaignsvc.domain.conditions import Facts, evaluate
 from campaignsvc.domain.templates import (
     Personaliser,
@@ -38,6 +39,7 @@ from campaignsvc.integrations.ai import StubVariantGenerator, VariantGenerator
 from campaignsvc.storage import preview as db
 from campaignsvc.storage import sequences as steps_db
 from campaignsvc.storage import templates as templates_db
+from campaignsvc.storage import variants as variants_db
 
 bp = Blueprint("preview", __name__, url_prefix="/api/campaigns")
 
@@ -75,6 +77,22 @@ def failed_condition(conditions: Any, facts: Facts) -> str:
     return "conditions"
 
 
+def step_arms(step: Mapping[str, Any]) -> tuple[variants.Arm, ...]:
+    """A step row's arms (storage/sequences rows: ``variants`` JSON), the control first."""
+    control = variants.Arm(variant_id=None, template_id=step["template_id"], weight=variants.CONTROL_WEIGHT)
+    return (
+        control,
+        *(
+            variants.Arm(
+                variant_id=uuid.UUID(str(v["id"])),
+                template_id=uuid.UUID(str(v["templateId"])),
+                weight=v["weight"],
+            )
+            for v in step["variants"]
+        ),
+    )
+
+
 def step_rng(campaign_id: uuid.UUID, contact_id: uuid.UUID, step_id: uuid.UUID) -> random.Random:
     return random.Random(f"{campaign_id}:{contact_id}:{step_id}")
 
@@ -91,9 +109,20 @@ async def _preview(campaign_id: uuid.UUID, contact_id: uuid.UUID) -> dict[str, A
         steps = await steps_db.list_for_campaign(conn, org, campaign_id)
         replied = await db.has_replied(conn, org, campaign_id, contact_id)
         stages = await db.lead_stages(conn, org, contact_id)
-        return contact, steps, replied, stages
+        keys = await variants_db.step_keys(conn, campaign_id)
+        arms = {s["id"]: step_arms(s) for s in steps if s["variants"]}
+        contents = await variants_db.template_contents(
+            conn, org, sorted({a.template_id for group in arms.values() for a in group[1:]})
+        )
+        auto = {s["id"]: (keys[s["id"]], arms[s["id"]]) for s in steps if s["autoWinner"] and s["id"] in arms}
+        won = await variants_db.winners(conn, campaign_id, auto)
+        chosen = {
+            step_id: won.get(step_id) or variants.assign(group, campaign_id, contact_id, keys[step_id])
+            for step_id, group in arms.items()
+        }
+        return contact, steps, replied, stages, chosen, contents
 
-    contact, steps, replied, stages = await services().store.run(load, transaction=False)
+    contact, steps, replied, stages, chosen, contents = await services().store.run(load, transaction=False)
     fields: dict[str, str | None] = {k: contact[k] for k in CONTACT_FIELDS}
     company = contact["company_name"]
     facts = Facts(contact={**fields, "company_name": company}, has_replied=replied, lead_stages=stages)
@@ -109,8 +138,14 @@ async def _preview(campaign_id: uuid.UUID, contact_id: uuid.UUID) -> dict[str, A
             "delayMinutes": step["delay_minutes"],
             "isHidden": step["is_hidden"],
             "templateId": step["template_id"],
+            "variantId": None,
         }
         out.append(item)
+        content = step["content"]
+        arm = chosen.get(step["id"])
+        if arm is not None and arm.variant_id is not None:
+            item.update(variantId=arm.variant_id, templateId=arm.template_id)
+            content = contents.get(arm.template_id)
         conditions = step["conditions"] or {}
         if step["is_hidden"]:
             item.update(status="skip", reason="hidden")
@@ -118,8 +153,11 @@ async def _preview(campaign_id: uuid.UUID, contact_id: uuid.UUID) -> dict[str, A
         if not evaluate(conditions, facts):
             item.update(status="skip", reason="conditions", detail=failed_condition(conditions, facts))
             continue
+        if content is None:
+            item.update(status="skip", reason="invalid_template", detail="template missing")
+            continue
         try:
-            template = parse(step["content"])
+            template = parse(content)
         except TemplateError as exc:  # saved before templates were validated
             item.update(status="skip", reason="invalid_template", detail=str(exc))
             continue

@@ -39,6 +39,7 @@ _COLUMNS = {
     "conditions": "conditions",
     "triggerType": "trigger_type",
     "isHidden": "is_hidden",
+    "autoWinner": "auto_winner",
 }
 
 

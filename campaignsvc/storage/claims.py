@@ -107,8 +107,8 @@ _LEADS = """
     WHERE l.deleted_at IS NULL AND l.pipeline_id = ANY($3::uuid[])
 """
 
-# One statement for every send the batch claims: new ledger rows (or a 'skipped' / text-less row decided
-# again), rows taken back for a retry with their key and text, and each account's planned last start —
+# One statement for every send the batch claims: new ledger rows with the A/B arm they render (or a
+# 'skipped' / text-less row decided again), rows taken back for a retry with their key, text and arm, and each account's planned last start —
 # so the gap survives a restart at no extra round-trip. The claim runs ahead of the call
 # (actors.limiter.CLAIM_LEAD), so the start recorded is the planned one, or now if the claim ran late;
 # clock_timestamp(), not now() (the transaction's start). The exact start is the ledger's ``sent_at``,
@@ -116,13 +116,13 @@ _LEADS = """
 _CLAIM = """
     WITH fresh AS (
         INSERT INTO campaign_sends (campaign_participant_id, sequence_step, status, idempotency_key, content,
-                                    campaign_id, bd_account_id, attempts, claimed_at, sent_at)
-        SELECT f.pid, f.step_key, 'sending', f.key, f.content, f.cid, f.acc, 1, now(), now()
-        FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::uuid[], $6::uuid[])
-             AS f (pid, step_key, key, content, cid, acc)
+                                    campaign_id, bd_account_id, attempts, claimed_at, sent_at, variant_id)
+        SELECT f.pid, f.step_key, 'sending', f.key, f.content, f.cid, f.acc, 1, now(), now(), f.variant
+        FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $10::uuid[])
+             AS f (pid, step_key, key, content, cid, acc, variant)
         ON CONFLICT (campaign_participant_id, sequence_step) WHERE idempotency_key IS NOT NULL
         DO UPDATE SET status = 'sending', content = EXCLUDED.content, attempts = campaign_sends.attempts + 1,
-                      claimed_at = now(), metadata = '{}'
+                      claimed_at = now(), metadata = '{}', variant_id = EXCLUDED.variant_id
         RETURNING id, campaign_participant_id AS pid
     ), retried AS (
         UPDATE campaign_sends SET status = 'sending', attempts = attempts + 1, claimed_at = now()
@@ -164,6 +164,7 @@ class _Writes:
     fresh: dict[int, tuple[Ask, Mapping[str, Any], str, str]] = attrs.field(
         factory=dict
     )  # ask, facts, key, text
+    variants: dict[int, uuid.UUID | None] = attrs.field(factory=dict)  # the fresh rows' A/B arms
     retried: list[uuid.UUID] = attrs.field(factory=list)
     starts: dict[uuid.UUID, datetime | None] = attrs.field(factory=dict)  # account → planned start
     skipped: list[tuple[Ask, Mapping[str, Any], str, SkipStep]] = attrs.field(factory=list)
@@ -254,6 +255,7 @@ def _judge(
             has_replied=p["replied_at"] is not None,
             sent_before=not first_send,
             lead_stages=stages.get(i, {}),
+            contact_id=p["contact_id"],
         )
     )
     key = idempotency_key(p["campaign_id"], ask.participant_id, ask.step_key)
@@ -261,6 +263,7 @@ def _judge(
         writes.skipped.append((ask, p, key, decision))
         return Skipped(decision.update, decision.reason)
     writes.fresh[i] = (ask, p, key, decision.text)
+    writes.variants[i] = decision.variant_id
     writes.start(ask)
     return None
 
@@ -339,5 +342,6 @@ async def _write(conn: asyncpg.Connection, w: _Writes) -> dict[uuid.UUID, uuid.U
         w.retried,
         list(w.starts),
         list(w.starts.values()),
+        [w.variants.get(i) for i in w.fresh],
     )
     return {r["pid"]: r["id"] for r in rows}

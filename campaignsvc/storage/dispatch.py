@@ -26,11 +26,18 @@ async def load_campaign(
 ) -> tuple[asyncpg.Record | None, list[asyncpg.Record]]:
     campaign = await conn.fetchrow("SELECT * FROM campaigns WHERE id = $1", campaign_id)
     # A template of another organization (the original let a step point at any template) is not this
-    # campaign's: its step is loaded without text and skipped as "template missing", never sent.
+    # campaign's: its step is loaded without text and skipped as "template missing", never sent. Each
+    # step comes with its A/B variants (``variants``: JSON, creation order; NULL without any), the same way.
     steps = await conn.fetch(
         """
         SELECT s.id, s.order_index, s.created_at, s.trigger_type, s.delay_hours, s.delay_minutes, s.is_hidden,
-               s.template_id, s.conditions, s.step_key, t.content
+               s.template_id, s.conditions, s.step_key, t.content, s.auto_winner,
+               (SELECT jsonb_agg(jsonb_build_object('id', v.id, 'template_id', v.template_id, 'weight', v.weight,
+                                                    'content', vt.content)
+                                 ORDER BY v.created_at, v.id)
+                FROM campaign_step_variants v
+                LEFT JOIN campaign_templates vt ON vt.id = v.template_id AND vt.organization_id = c.organization_id
+                WHERE v.step_id = s.id) AS variants
         FROM campaign_sequences s
         JOIN campaigns c ON c.id = s.campaign_id
         LEFT JOIN campaign_templates t ON t.id = s.template_id AND t.organization_id = c.organization_id

@@ -25,7 +25,13 @@ _JOINED = (
     """
     SELECT """
     + STEP_COLUMNS
-    + """, t.name AS template_name, t.channel, t.content
+    + """, t.name AS template_name, t.channel, t.content, s.auto_winner AS "autoWinner",
+           COALESCE((SELECT jsonb_agg(jsonb_build_object('id', v.id, 'templateId', v.template_id,
+                                                         'weight', v.weight, 'templateName', vt.name)
+                                      ORDER BY v.created_at, v.id)
+                     FROM campaign_step_variants v
+                     LEFT JOIN campaign_templates vt ON vt.id = v.template_id AND vt.organization_id = $1
+                     WHERE v.step_id = s.id), '[]'::jsonb) AS variants
     FROM {source} s
     JOIN campaign_templates t ON t.id = s.template_id AND t.organization_id = $1
 """
@@ -94,6 +100,7 @@ COLUMNS = (
     "conditions",
     "trigger_type",
     "is_hidden",
+    "auto_winner",
 )
 
 

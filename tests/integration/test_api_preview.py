@@ -19,6 +19,7 @@ STEP_KEYS = {
     "delayMinutes",
     "isHidden",
     "templateId",
+    "variantId",
     "status",
 }
 

@@ -21,6 +21,8 @@ STEP_KEYS = {
     "template_name",
     "channel",
     "content",
+    "variants",
+    "autoWinner",
 }
 FOREIGN_TEMPLATE = "Template not found or does not belong to this campaign"
 

@@ -244,6 +244,22 @@ async def test_every_operation_answers_what_openapi_json_documents(nursery, stor
     assert len(templates) == 2
     _, steps = await call("GET", f"{url}/sequences", expect=200)
     assert len(steps) == 2
+    # A/B variants of the first step: one kept, one added and removed.
+    _, ab_template = await call(
+        "POST",
+        f"{url}/templates",
+        {"name": "b", "channel": "telegram", "content": "Hello, {a|one} question"},
+        expect=201,
+    )
+    variants = f"{url}/sequences/{steps[0]['id']}/variants"
+    _, kept = await call("POST", variants, {"templateId": ab_template["id"], "weight": 2}, expect=201)
+    _, gone = await call("POST", variants, {"templateId": ids.templates[1]}, expect=201)
+    await call("POST", variants, {"templateId": ab_template["id"], "weight": 0}, expect=400)
+    await call("DELETE", f"{variants}/{gone['id']}", expect=204)
+    await call("DELETE", f"{variants}/{gone['id']}", expect=404)
+    await call("PATCH", f"{url}/sequences/{steps[1]['id']}", {"autoWinner": True}, expect=200)
+    _, steps = await call("GET", f"{url}/sequences", expect=200)
+    assert [v["id"] for v in steps[0]["variants"]] == [kept["id"]] and steps[1]["autoWinner"] is True
     await call(
         "PATCH",
         url,
@@ -345,6 +361,7 @@ async def test_every_operation_answers_what_openapi_json_documents(nursery, stor
     # Edits of a running campaign are refused.
     await call("PATCH", f"{url}/templates/{ids.templates[0]}", {"content": "x"}, expect=409)
     await call("POST", f"{url}/sequences", {"templateId": ids.templates[0]}, expect=409)
+    await call("POST", variants, {"templateId": ids.templates[1]}, expect=409)
     await call("DELETE", f"{url}/participants", expect=409)
     await call("DELETE", f"{url}/participants/{crm.contacts[1]}", expect=409)
     await call("PATCH", url, {"schedule": None}, expect=400)
@@ -357,6 +374,9 @@ async def test_every_operation_answers_what_openapi_json_documents(nursery, stor
     _, analytics = await call("GET", f"{url}/analytics", query={"days": 7}, expect=200)
     assert analytics["sendsByDay"] and analytics["sendsByAccountByDay"] and analytics["repliedByDay"]
     await call("GET", f"{url}/analytics", query={"days": "abc"}, expect=400)
+    _, ab = await call("GET", f"{url}/analytics/variants", query={"minSample": 1}, expect=200)
+    assert sum(arm["sent"] for arm in ab["steps"][0]["arms"]) == 4 and len(ab["steps"][0]["arms"]) == 2
+    await call("GET", f"{url}/analytics/variants", query={"minSample": 0}, expect=400)
     _, rows = await call("GET", f"{url}/participants", expect=200)
     assert {r["status_phase"] for r in rows} >= {"sent", "replied", "failed"}
     _, replied = await call("GET", f"{url}/participants", query={"filter": "replied"}, expect=200)

@@ -38,6 +38,7 @@ SAMPLE_BODIES: dict[str, dict[str, Any]] = {
     "TemplatePatch": {"content": "Hijacked"},
     "StepCreate": {"templateId": "{b_template}"},
     "StepPatch": {"delayHours": 1},
+    "VariantCreate": {"templateId": "{b_template}", "weight": 2},
     "IntentPatch": {"replyIntent": "interested"},
     "EntriesAdd": {"contactIds": ["{b_contact}"]},
     "RampBody": {"startPerDay": 1, "increasePerDay": 1, "maxPerDay": 5, "startedOn": "2026-01-01"},
@@ -68,6 +69,7 @@ class Tenants:
     deleted: CampaignIds  # org A's, soft-deleted
     theirs: CampaignIds  # org B's
     entry: str  # org A's do-not-contact entry
+    variant: str  # an A/B variant of org A's campaign's first step
 
     def path_ids(self, campaign: CampaignIds) -> dict[str, str]:
         return {
@@ -79,6 +81,7 @@ class Tenants:
             "accountId": str(self.a.accounts[0]),
             "participantId": campaign.participants[0] if campaign.participants else str(uuid.uuid4()),
             "entryId": self.entry,
+            "variantId": self.variant,
         }
 
     def fill(self, value: Any) -> Any:
@@ -117,6 +120,7 @@ class Tenants:
             *(s for c in campaigns for s in c.steps),
             *(p for c in campaigns for p in c.participants),
             self.entry,
+            self.variant,
             "world_a_listed",
             "World A",
         ]
@@ -179,7 +183,13 @@ async def tenants(client, store, org: Org) -> Tenants:
     theirs = await build_campaign(caller(other), b, name="Theirs")
     await caller(org)("POST", "/api/campaigns/do-not-contact", {"usernames": ["world_a_listed"]}, expect=200)
     _, listed = await caller(org)("GET", "/api/campaigns/do-not-contact", expect=200)
-    return Tenants(client, store, a, b, campaign, deleted, theirs, listed["data"][0]["id"])
+    _, variant = await caller(org)(
+        "POST",
+        f"{campaign.url}/sequences/{campaign.steps[0]}/variants",
+        {"templateId": campaign.templates[1]},
+        expect=201,
+    )
+    return Tenants(client, store, a, b, campaign, deleted, theirs, listed["data"][0]["id"], variant["id"])
 
 
 def _with_path_ids() -> list[Operation]:
@@ -187,7 +197,17 @@ def _with_path_ids() -> list[Operation]:
 
 
 def test_every_path_parameter_and_body_has_a_sample():
-    known = {"id", "campaignId", "templateId", "stepId", "contactId", "accountId", "participantId", "entryId"}
+    known = {
+        "id",
+        "campaignId",
+        "templateId",
+        "stepId",
+        "contactId",
+        "accountId",
+        "participantId",
+        "entryId",
+        "variantId",
+    }
     assert {p for op in OPERATIONS for p in op.path_params} <= known
     assert {op.body.__name__ for op in OPERATIONS if op.body} <= set(SAMPLE_BODIES)
 
@@ -295,6 +315,14 @@ def _body_cases(t: Tenants) -> list[tuple[str, str, Any, Any, int, list[str]]]:
             None,
             400,
             ["conditions.notInPipelineStage.pipelineId", "conditions.notInPipelineStage.stageIds.0"],
+        ),
+        (
+            "POST",
+            f"{url}/sequences/{t.theirs.steps[0]}/variants",
+            {"templateId": a_template},
+            None,
+            400,
+            ["templateId"],
         ),
         ("POST", f"{url}/ai/generate-variant", {"templateId": a_template}, None, 400, ["templateId"]),
         ("GET", f"{url}/preview", None, {"contactId": a_contact}, 404, []),

@@ -158,6 +158,15 @@ class TemplateRow(BaseModel):
     variant_weight: int = 100
 
 
+class StepVariant(BaseModel):
+    """An A/B variant of a step (docs/semantics.md, "A/B variants"); the step's own template is the control."""
+
+    id: uuid.UUID
+    templateId: uuid.UUID
+    weight: int = Field(description="Relative share of participants; the control weighs 1")
+    templateName: str | None = Field(None, description="None: not a template of this organization")
+
+
 class SequenceRow(BaseModel):
     id: uuid.UUID
     campaign_id: uuid.UUID
@@ -173,6 +182,12 @@ class SequenceRow(BaseModel):
     template_name: str
     channel: str | None = None
     content: str | None = None
+    variants: list[StepVariant] = Field(
+        default_factory=list, description="The step's A/B variants besides its own template, the control"
+    )
+    autoWinner: bool = Field(
+        False, description="Once an arm has won, only it is sent to participants not yet sent this step"
+    )
 
 
 class CampaignDetail(CampaignListItem):

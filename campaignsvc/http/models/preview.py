@@ -26,7 +26,10 @@ class PreviewStep(BaseModel):
     delayHours: int
     delayMinutes: int
     isHidden: bool
-    templateId: uuid.UUID
+    templateId: uuid.UUID = Field(description="The template this contact gets: its A/B arm's, if any")
+    variantId: uuid.UUID | None = Field(
+        None, description="The A/B variant this contact gets at this step; None: the step's own template"
+    )
     status: Literal["send", "skip"]
     text: str | None = Field(None, description="The message as it would be sent (status send only)")
     reason: Literal["hidden", "conditions", "missing_data", "invalid_template"] | None = Field(

@@ -39,6 +39,7 @@ class StepCreate(Body):
     conditions: Json | None = None
     triggerType: TriggerType = "delay"
     isHidden: StrictBool = False
+    autoWinner: StrictBool = False
 
 
 class StepPatch(Body):
@@ -49,7 +50,17 @@ class StepPatch(Body):
     conditions: Json | None = None
     triggerType: TriggerType | None = None
     isHidden: StrictBool | None = None
+    autoWinner: StrictBool | None = Field(
+        None, description="A/B: once an arm has won, send only it to participants not yet sent this step"
+    )
 
     _not_null = field_validator(
-        "orderIndex", "templateId", "delayHours", "delayMinutes", "triggerType", "isHidden", mode="before"
+        "orderIndex",
+        "templateId",
+        "delayHours",
+        "delayMinutes",
+        "triggerType",
+        "isHidden",
+        "autoWinner",
+        mode="before",
     )(reject_null)
