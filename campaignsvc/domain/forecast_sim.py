@@ -424,6 +424,8 @@ class _Run:
                 self.outcome.pace = self.sim.pace(self.account, self.last or self.sim.now)
                 return
             start = self._first(min(s.dues[s.pos] for _, s in live))
+            if self.share > 1:
+                start = self._in_turn(start)
             if start > self.sim.end:
                 return
             size = self._step(live, start, min(size, max(16, self.work // 4)))
@@ -453,6 +455,27 @@ class _Run:
                 now = verdict.at
             else:
                 return verdict.at
+
+    def _in_turn(self, start: datetime) -> datetime:
+        """A shared account kept sending the other campaigns' work, a gap apart, while this one had
+        nothing due: its next send from ``start`` is at the rotation's next slot, when nothing (a closed
+        window; with a cap, a new day or the cap filled) broke the rotation in between; the others' sends
+        since count toward the day's cap."""
+        last = self.last
+        if last is None or start - last <= self.gap or not self.gap:
+            return start
+        turns = -((last - start) // self.gap)  # slots of the rotation from the last one to ``start``
+        slot = last + self.gap * turns
+        if self.calendar is not None:
+            (k, inside), (j, still) = self.calendar.find(last), self.calendar.find(slot)
+            if not (inside and still and k == j):
+                return start
+        cap = self.policy.cap(self.sim.plan, slot)
+        if cap:
+            if pacing.day_start(self.zone, slot) != self.day or self.used + turns - 1 >= cap:
+                return start
+            self.used += turns - 1
+        return slot
 
     def _step(self, live: list[tuple[int, _Stream]], start: datetime, size: int) -> int:
         """Simulate the run that starts at ``start`` (at most ``size`` sends, the earliest due); the next

@@ -250,19 +250,22 @@ def test_forecast__the_dispatcher_finishes_within_one_gap_of_it_per_account(case
 def without_cap_or_window(case: ForecastCase) -> ForecastCase:
     plan = attrs.evolve(case.plan, schedule=None, daily_target=None)
     accounts = tuple(
-        attrs.evolve(a, policy=attrs.evolve(a.policy, daily_cap=0, schedule=None)) for a in case.accounts
+        attrs.evolve(a, policy=attrs.evolve(a.policy, daily_cap=0, schedule=None, ramp=None))
+        for a in case.accounts
     )
     return attrs.evolve(case, plan=plan, accounts=accounts)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(forecast_cases(max_accounts=1).map(without_cap_or_window), st.integers(1, 2))
-def test_forecast__an_account_shared_round_robin_finishes_within_one_cycle_of_it(
+def test_forecast__an_account_shared_round_robin_finishes_within_two_cycles_of_it(
     case: ForecastCase, others: int
 ):
     """Other active campaigns with a send due all along: the account serves them round-robin, and this
-    one gets one send in k = 1 + others — within one cycle (k gaps) of the forecast, whichever campaign
-    the limiter serves first. (A cap or a window interrupts the rotation, and which campaign goes first
+    one gets one send in k = 1 + others. The rotation's phase when this campaign's work comes due is known
+    to within a slot, so sends due within a slot of each other may go in another order, and each one's
+    next step follows it: within two cycles (k gaps each) of the forecast — within one in all but about
+    one case in a thousand here. (A cap or a window interrupts the rotation, and which campaign goes first
     afterwards is not known: there the forecast's one in k is an average, docs/visibility.md.)"""
     rivals = [attrs.evolve(case.plan, id=uuid.UUID(int=90 + i)) for i in range(others)]
     account = attrs.evolve(inputs(case)[0], campaigns=1 + others)
@@ -272,7 +275,7 @@ def test_forecast__an_account_shared_round_robin_finishes_within_one_cycle_of_it
     if sent:
         cycle = gap_of(case.accounts[0].policy, case.plan) * (1 + others)
         assert forecast.finishes_at is not None
-        assert abs(sent[-1] - forecast.finishes_at) <= cycle, (sent, forecast.finishes_at)
+        assert abs(sent[-1] - forecast.finishes_at) <= 2 * cycle, (sent, forecast.finishes_at)
 
 
 # --- building blocks -----------------------------------------------------------------------------------
