@@ -335,7 +335,8 @@ class Simulation:
             if self.sequence.sendable[step]:
                 out.append(_Stream(dues, step, placed))
                 continue
-            follows = self.follow(calendar, step, dues)
+            # Skipped when the dispatcher comes to it: at its due time, now when it is overdue.
+            follows = self.follow(calendar, step, [max(due, self.now) for due in dues])
             if follows is not None:
                 skipped.setdefault(follows[0], []).extend(follows[1])
         out += [_Stream(sorted(dues), step, False) for step, dues in sorted(skipped.items())]
