@@ -233,12 +233,14 @@ class AccountPolicy:
         due time and the gap, on a day under the cap, inside the window — or when to offer it again."""
         window = self.window(plan)
         zone = self.day_zone(plan)
-        cap = self.cap(plan, now)
-        if cap and sent_today(starts, zone, now) >= cap:
-            return Defer(
-                sched.place(window, sched.next_local_midnight(zone, now), rng, WINDOW_JITTER_S), "cap"
-            )
+        # The cap of the day the send would start: one offered a claim's lead before the midnight it was
+        # handed back to counts the new day, instead of the old one over and over until the day turns.
         start_at = max(now, due_at)
+        cap = self.cap(plan, start_at)
+        if cap and sent_today(starts, zone, start_at) >= cap:
+            return Defer(
+                sched.place(window, sched.next_local_midnight(zone, start_at), rng, WINDOW_JITTER_S), "cap"
+            )
         earliest = self.after_gap(last_start, gap_s)
         if earliest is not None:
             start_at = max(start_at, earliest)

@@ -27,7 +27,7 @@ import trio
 import trio.testing
 
 from campaignsvc.actors.clock import TrioClock
-from campaignsvc.actors.limiter import AccountLimiter, AccountSettings, SendReport, SendRequest
+from campaignsvc.actors.limiter import CLAIM_LEAD, AccountLimiter, AccountSettings, SendReport, SendRequest
 from campaignsvc.domain import schedule as sched
 from campaignsvc.domain.audience import gap_range
 from campaignsvc.domain.campaign import WINDOW_JITTER_S, CampaignPlan
@@ -852,3 +852,37 @@ async def test_limiter__next_allowed_at_the_cap_is_the_accounts_next_local_midni
         # account without a limiter says (enrolment places the rest after midnight: nothing is handed back).
         assert (shot["state"], shot["sentToday"]) == ("daily_cap", 3)
         assert shot["nextAllowedAt"] == utc(2025, 6, 10, 15, 0)
+
+
+async def test_limiter__a_send_offered_a_claims_lead_before_midnight_starts_at_midnight(autojump_clock):
+    """The campaign actor offers a send ``CLAIM_LEAD`` before its due time. One handed back for the cap to
+    the next local midnight comes back 100 ms before it: the cap is counted on the day it would start,
+    so it starts at midnight instead of being handed back again and again until the day turns."""
+    world = World(utc(2025, 6, 10, 14, 59))  # 23:59 in Tokyo
+    limiter = world.account(open_settings(timezone=TOKYO, daily_cap=1))
+    plan = make_plan({"sendDelaySeconds": 0})
+    midnight = utc(2025, 6, 10, 15, 0)
+    deferred: list[tuple[dt.datetime, dt.datetime]] = []
+    clock = world.clock
+
+    async with trio.open_nursery() as nursery:
+
+        async def offer_again(request: SendRequest, until: dt.datetime) -> None:
+            await trio.sleep_until(clock.deadline(until - CLAIM_LEAD))
+            limiter.offer(attrs.evolve(request, due_at=until))
+
+        def on_defer(request: SendRequest, until: dt.datetime, reason: str) -> None:
+            deferred.append((clock.now(), until))
+            if len(deferred) < 5:  # a limiter that keeps handing it back would loop without time passing
+                nursery.start_soon(offer_again, request, until)
+
+        limiter._on_defer = on_defer
+        await nursery.start(limiter.run)
+        limiter.offer(request(plan, limiter, clock))
+        limiter.offer(
+            SendRequest(make_plan({"sendDelaySeconds": 0}), new_id(), limiter.bd_account_id, 0, clock.now())
+        )
+        await world.until(midnight + seconds(5))
+        nursery.cancel_scope.cancel()
+    assert [(at, until) for at, until in deferred] == [(world.origin, midnight)]
+    assert world.starts(limiter) == [world.origin, midnight]
