@@ -23,6 +23,7 @@ const WAITING = [
   ["in_doubt", "in doubt", "An earlier send's outcome is unknown: it is checked, never repeated blindly."],
   ["retry_backoff", "retry backoff", "The last attempt failed with a temporary error; it is tried again later."],
   ["daily_cap", "daily cap", "The account used today's cap; the next send is after its local midnight."],
+  ["ramp_up", "ramp-up", "A new account's ramp-up budget for today is used; it grows day by day."],
   ["outside_window", "outside window", "The sending window is closed until its next opening."],
   ["queued", "queued", "Behind other sends of its account, spread at the gap."],
   ["step_delay", "step delay", "Its step's delay is still running."],
