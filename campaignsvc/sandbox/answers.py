@@ -26,6 +26,7 @@ RECIPIENT_ERRORS: dict[str, str] = {
     "write_forbidden": "Telegram: sending to this chat is not allowed (write forbidden).",
     "not_mutual_contact": "Telegram: cannot message this user (not a mutual contact per their privacy settings).",
     "premium_required": "Telegram: Premium is required for this action or recipient.",
+    "blocked": "Telegram: USER_IS_BLOCKED (the user has blocked this account).",
 }
 ACCOUNT_ERRORS: dict[str, tuple[int, str]] = {
     "not_connected": (400, "BD account is not connected"),

@@ -129,6 +129,8 @@ class Finished:
 # step — each guarded by its own step, so a reply or another writer that got there first wins, and a
 # participant that replied while its message was on the way still gets its last_sent_at (and its lead) —
 # and the outbox events. Data-modifying CTEs share one snapshot; no two of them touch the same row.
+# What Messaging passes through when the recipient blocked the account (domain/delivery: a recipient error).
+BLOCKED_BY_USER = "user_is_blocked"
 _RECORD = f"""
     WITH finished AS (
         UPDATE campaign_sends s
@@ -158,6 +160,16 @@ _RECORD = f"""
             updated_at = now()
         FROM unnest($1::uuid[], $9::timestamptz[], $11::bool[]) AS a (id, at, lead)
         WHERE cp.id = a.id AND (a.at IS NOT NULL OR a.lead) AND a.id NOT IN (SELECT id FROM moved)
+    ), blocked AS (
+        -- The user blocked the account: nobody in the organization messages them again (do-not-contact).
+        INSERT INTO campaign_do_not_contact (organization_id, contact_id, reason, source_campaign_id)
+        SELECT c.organization_id, cp.contact_id, 'blocked_by_user', cp.campaign_id
+        FROM unnest($12::uuid[], $16::text[]) AS b (id, error)
+        JOIN campaign_sends s ON s.id = b.id
+        JOIN campaign_participants cp ON cp.id = s.campaign_participant_id
+        JOIN campaigns c ON c.id = cp.campaign_id
+        WHERE strpos(lower(b.error), '{BLOCKED_BY_USER}') > 0
+        ON CONFLICT DO NOTHING
     ), events AS ({outbox.insert_many(18)})
     SELECT id FROM moved
 """

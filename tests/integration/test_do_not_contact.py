@@ -94,3 +94,23 @@ async def test_unsubscribe_reply__stops_another_campaigns_pending_follow_up_in_i
     (other,) = await env.participants(second)
     assert (other["status"], other["last_error"]) == ("stopped", "On the organization's do-not-contact list")
     assert len(env.sandbox.state.messages) == 1
+
+
+async def test_a_user_who_blocked_the_account__is_put_on_the_list_and_nobody_writes_again(
+    nursery, store, org
+):
+    env = await start_env(nursery, store, org)
+    account = await org.bd_account()
+    (contact,) = await org.contacts(1)
+    env.sandbox.state.update_config({"recipient_errors": {str(contact): "blocked"}})
+    first = await env.campaign(accounts=[account], contacts=[contact], steps=[{}])
+    await env.api("POST", f"/api/campaigns/{first}/start")
+    await env.wait_status(first, "completed")
+    (row,) = await env.participants(first)
+    assert row["status"] == "failed" and "USER_IS_BLOCKED" in row["last_error"]
+    entry = await store.fetchrow("SELECT * FROM campaign_do_not_contact WHERE contact_id = $1", contact)
+    assert (entry["reason"], entry["source_campaign_id"]) == ("blocked_by_user", uuid.UUID(first))
+    # Another campaign leaves them out from its start.
+    env.sandbox.state.update_config({"recipient_errors": {}})
+    second = await env.campaign(accounts=[account], contacts=[contact], steps=[{}])
+    assert await env.participants(second) == []
