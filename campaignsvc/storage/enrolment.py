@@ -24,10 +24,22 @@ async def participant_count(conn: asyncpg.Connection, campaign_id: uuid.UUID) ->
 
 
 # A contact a campaign may enrol: live, with a Telegram id or a username, not on the do-not-contact list.
-_REACHABLE = (
-    "ct.deleted_at IS NULL AND (NULLIF(TRIM(ct.telegram_id), '') IS NOT NULL OR NULLIF(TRIM(ct.username), '') IS NOT NULL)"
-    f" AND NOT {dnc.listed('ct')}"
-)
+def has_channel(ct: str = "ct") -> str:
+    """SQL: the contact row ``ct`` has a peer to write to (actors/enrolment.channel_of): a Telegram id, else
+    a username without its leading @."""
+    return (
+        f"(NULLIF(btrim({ct}.telegram_id), '') IS NOT NULL"
+        f" OR btrim(ltrim(btrim(COALESCE({ct}.username, '')), '@')) <> '')"
+    )
+
+
+def reachable(ct: str = "ct") -> str:
+    """SQL: the contact row ``ct`` can be enrolled and sent to: not deleted, a peer to write to, and not on
+    its organization's do-not-contact list."""
+    return f"{ct}.deleted_at IS NULL AND {has_channel(ct)} AND NOT {dnc.listed(ct)}"
+
+
+_REACHABLE = reachable("ct")
 
 
 async def audience_contacts(

@@ -9,14 +9,7 @@ from datetime import datetime
 
 import asyncpg
 
-from campaignsvc.storage import ramps
-
-# A contact start can write to (actors/enrolment.channel_of, in SQL): a Telegram id, else a username
-# without its leading @.
-_REACHABLE = (
-    "ct.deleted_at IS NULL AND (NULLIF(btrim(ct.telegram_id), '') IS NOT NULL "
-    "OR btrim(ltrim(btrim(COALESCE(ct.username, '')), '@')) <> '')"
-)
+from campaignsvc.storage import enrolment, ramps
 
 
 async def positions(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> list[asyncpg.Record]:
@@ -50,7 +43,7 @@ async def unscheduled(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> list[
         f"""
         SELECT cp.bd_account_id,
                count(*) FILTER (WHERE {never}
-                                  AND EXISTS (SELECT 1 FROM contacts ct WHERE ct.id = cp.contact_id AND {_REACHABLE}))::int
+                                  AND EXISTS (SELECT 1 FROM contacts ct WHERE ct.id = cp.contact_id AND {enrolment.reachable("ct")}))::int
                    AS n,
                count(*)::int AS load
         FROM campaign_participants cp

@@ -12,6 +12,7 @@ import asyncpg
 from asyncpg.cursor import CursorFactory
 
 from campaignsvc.domain.audience import Audience
+from campaignsvc.storage import enrolment
 
 _ACCOUNT_COLUMNS = """
     a.id, a.is_active, a.timezone, a.working_hours_start, a.working_hours_end, a.working_days,
@@ -50,7 +51,7 @@ async def accounts(
     )
 
 
-_NO_CHANNEL = "NULLIF(TRIM(ct.telegram_id), '') IS NULL AND NULLIF(TRIM(ct.username), '') IS NULL"
+_NO_CHANNEL = f"NOT {enrolment.has_channel('ct')}"
 
 
 async def unreachable(
@@ -197,12 +198,11 @@ def participant_groups(
     sent), ``pos`` being each one's place in the queue, keyed also by the step each is at, whether it
     replied, and whether it can be sent to (its channel, or a contact of the organization, not deleted,
     with a Telegram id or username to take one from)."""
-    source = """
+    source = f"""
         FROM (SELECT row_number() OVER (ORDER BY cp.enqueue_order, cp.created_at, cp.id) AS pos,
                      cp.contact_id AS ct_id, cp.current_step, cp.replied_at IS NOT NULL AS replied,
                      (c.id IS NOT NULL AND c.deleted_at IS NULL
-                      AND (NULLIF(cp.channel_id, '') IS NOT NULL
-                           OR NULLIF(TRIM(c.telegram_id), '') IS NOT NULL OR NULLIF(TRIM(c.username), '') IS NOT NULL))
+                      AND (NULLIF(cp.channel_id, '') IS NOT NULL OR {enrolment.has_channel("c")}))
                          AS reachable,
                      c.company_id, c.organization_id, c.first_name, c.last_name, c.display_name, c.username,
                      c.email, c.phone, c.telegram_id

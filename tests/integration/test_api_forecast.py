@@ -220,6 +220,28 @@ async def test_active_campaign_part_way__from_where_each_participant_stands(clie
     assert body["remainingSends"] == 5 and body["finishesAt"] is not None
 
 
+async def test_participants_not_yet_scheduled__counted_as_enrolment_would_place_them(
+    client, store, org, settings
+):
+    # Added to a running campaign and not placed yet: enrolment leaves out a contact with nothing to write
+    # to, or on the do-not-contact list, and so does the forecast.
+    anna = await org.bd_account(display_name="Anna", timezone="UTC", max_dm_per_day=10)
+    contacts = await org.contacts(3)
+    at_sign = await org.contact(first_name="At sign only", username="@")
+    cid = await _campaign(client, org, [anna], contacts, [0])
+    await store.execute("UPDATE campaigns SET status = 'active' WHERE id = $1", cid)
+    for contact in [*contacts, at_sign]:
+        await _participant(store, cid, contact, status="pending", current_step=0)
+    listed = await store.fetchval("SELECT telegram_id FROM contacts WHERE id = $1", contacts[1])
+    response = await client.post(
+        "/api/campaigns/do-not-contact", json={"telegramIds": [listed]}, headers=org.headers()
+    )
+    assert response.status_code in (200, 201), await response.get_json()
+
+    f = await store.run(campaign_forecast, org.id, cid, now=NOW, settings=settings)
+    assert f.remaining_sends == 2
+
+
 async def test_an_inactive_account_holding_participants__never_finishes_with_the_reason(
     client, store, org, settings
 ):
