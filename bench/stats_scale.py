@@ -173,13 +173,9 @@ class Recording:
 Endpoint = Callable[[Any, uuid.UUID, uuid.UUID], Awaitable[Any]]
 
 
-def _waiting_inputs() -> dict[str, Any]:
+def _waiting_inputs() -> waiting.Inputs:
     """As the handlers give them, without a running limiter: every account as the database says."""
-    return {
-        "ctx": Context.current(Settings.from_env({})),
-        "live": lambda *_: None,
-        "name_of": account_display_name,
-    }
+    return waiting.Inputs(Context.current(Settings.from_env({})), lambda *_: None, account_display_name)
 
 
 def endpoints() -> dict[str, Endpoint]:
@@ -203,7 +199,7 @@ def endpoints() -> dict[str, Endpoint]:
             rows = await db.participant_rows(conn, org, cid, ids)
             accounts = list({r["bd_account_id"] for r in rows if r["bd_account_id"]})
             await campaigns_db.bd_accounts_by_id(conn, org, accounts)
-            waits = await waiting.explain_rows(conn, org, cid, ids, **_waiting_inputs())
+            waits = await waiting.explain_rows(conn, org, cid, ids, _waiting_inputs())
             return rows, await db.step_count(conn, org, cid), waits
 
         return run
@@ -219,7 +215,7 @@ def endpoints() -> dict[str, Endpoint]:
         return await db.send_counts(conn, org, cid), await db.sends_page(conn, org, cid, 50, 0)
 
     async def waiting_counts(conn: Any, org: uuid.UUID, cid: uuid.UUID) -> Any:
-        return await waiting.counts(conn, org, cid, **_waiting_inputs())
+        return await waiting.counts(conn, org, cid, _waiting_inputs())
 
     return {
         "stats": stats,

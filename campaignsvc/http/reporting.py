@@ -62,15 +62,10 @@ async def _read(campaign_id: uuid.UUID, fn: Any) -> Any:
     return await in_campaign(campaign_id, fn, prepare=db.tune)
 
 
-def _waiting_inputs(svc: Services | None = None) -> dict[str, Any]:
-    """What the waiting use cases read besides the database: the time and settings, each account as its
-    running limiter paces it, and how an account is named."""
+def _waiting_inputs(svc: Services | None = None) -> waiting.Inputs:
+    """The waiting use cases' inputs as of now, each account as its running limiter paces it."""
     svc = svc or services()
-    return {
-        "ctx": Context.current(svc.settings),
-        "live": svc.supervisor.pacing_view,
-        "name_of": account_display_name,
-    }
+    return waiting.Inputs(Context.current(svc.settings), svc.supervisor.pacing_view, account_display_name)
 
 
 # --- stats --------------------------------------------------------------------------------------------
@@ -87,7 +82,7 @@ async def stats(id: uuid.UUID) -> dict[str, Any]:
 
     async def count_waiting() -> tuple[dict[str, int], dt.datetime]:
         inputs = _waiting_inputs(svc)  # taken when the count runs, in the background too
-        return await svc.store.run(waiting.counts, org, id, **inputs), inputs["ctx"].now
+        return await svc.store.run(waiting.counts, org, id, inputs), inputs.ctx.now
 
     body = await _read(id, run)
     counts, as_of = await svc.snapshots.get(("waiting", id), count_waiting)
@@ -210,7 +205,7 @@ async def participants(id: uuid.UUID, query: ParticipantsQuery) -> list[dict[str
 
     async def run(conn: asyncpg.Connection, org: uuid.UUID) -> list[dict[str, Any]]:
         only = (
-            await waiting.matching(conn, org, id, query.waiting, **inputs)
+            await waiting.matching(conn, org, id, query.waiting, inputs)
             if query.waiting is not None
             else None
         )
@@ -229,7 +224,7 @@ async def participants(id: uuid.UUID, query: ParticipantsQuery) -> list[dict[str
         )
         rows, names = await _rows(conn, org, id, ids)
         steps = await db.step_count(conn, org, id)
-        waits = await waiting.explain_rows(conn, org, id, ids, **inputs)
+        waits = await waiting.explain_rows(conn, org, id, ids, inputs)
         return [_participant(r, names, steps, waits.get(r["participant_id"])) for r in rows]
 
     return await _read(id, run)
@@ -287,14 +282,14 @@ async def _export_rows(
     org: uuid.UUID,
     campaign_id: uuid.UUID,
     ids: Sequence[uuid.UUID],
-    inputs: dict[str, Any],
+    inputs: waiting.Inputs,
 ) -> tuple[list[asyncpg.Record], dict[uuid.UUID, str], dict[uuid.UUID, waiting.Wait | None]]:
     rows, names = await _rows(conn, org, campaign_id, ids, reply_text=True)
-    return rows, names, await waiting.explain_rows(conn, org, campaign_id, ids, **inputs)
+    return rows, names, await waiting.explain_rows(conn, org, campaign_id, ids, inputs)
 
 
 async def _export_stream(
-    store: Store, org: uuid.UUID, campaign_id: uuid.UUID, ids: bytes, as_json: bool, inputs: dict[str, Any]
+    store: Store, org: uuid.UUID, campaign_id: uuid.UUID, ids: bytes, as_json: bool, inputs: waiting.Inputs
 ) -> AsyncIterator[bytes]:
     """The export, a chunk of participants per transaction; ``ids`` (16 bytes each) were fixed first. Why
     each waits is told as of the export's start."""

@@ -22,7 +22,14 @@ _RULES_VERSION = f"""md5(row(a.is_active, a.timezone, a.working_hours_start, a.w
 
 
 async def limiter_state(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> dict[str, Any] | None:
-    """The account's row, its ramp (``ramp_*`` columns, NULL without one), the version of its rules, its
+    """One account's ``limiter_states``, or None when it does not exist."""
+    return (await limiter_states(conn, [bd_account_id])).get(bd_account_id)
+
+
+async def limiter_states(
+    conn: asyncpg.Connection, bd_account_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Each existing account's row, its ramp (``ramp_*`` columns, NULL without one), the version of its rules, its
     last send start, and its send starts of the last 48 hours (sorted), in one statement.
 
     The last start is the later of two: the start the latest claim planned (``campaign_account_state``,
@@ -30,7 +37,7 @@ async def limiter_state(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> d
     of a sent row, written with its outcome). It is *exact* when the ledger's has caught up with the plan:
     the latest call was made and recorded. Otherwise the process died between claim and outcome, and the
     call may have left a little later than planned (actors.limiter.RECOVERED_START_ALLOWANCE)."""
-    row = await conn.fetchrow(
+    rows = await conn.fetch(
         f"""
         SELECT a.id, a.organization_id, a.is_active, a.timezone, a.working_hours_start, a.working_hours_end,
                a.working_days, a.max_dm_per_day, a.send_blocked_until, a.flood_wait_until, a.flood_reason,
@@ -49,12 +56,14 @@ async def limiter_state(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> d
                ) u WHERE u.at IS NOT NULL ORDER BY u.at) AS recent_starts
         FROM bd_accounts a LEFT JOIN campaign_account_state s ON s.bd_account_id = a.id
         LEFT JOIN campaign_account_ramps r ON r.bd_account_id = a.id
-        WHERE a.id = $1
+        WHERE a.id = ANY($1::uuid[])
         """,
-        bd_account_id,
+        bd_account_ids,
     )
-    if row is None:
-        return None
+    return {row["id"]: _limiter_state(row) for row in rows}
+
+
+def _limiter_state(row: asyncpg.Record) -> dict[str, Any]:
     state = dict(row.items())
     planned, recorded = state.pop("planned_start"), state.pop("recorded_start")
     state["last_send_at"] = max((t for t in (planned, recorded) if t is not None), default=None)

@@ -1,7 +1,7 @@
 """Reporting reads: stats, participant pages and rows, the send ledger, analytics; and the read receipts
 they copy from the CRM.
 
-Every function takes ``(conn, org, campaign_id, …)`` and every statement checks, with ``_OWNED``, that the
+Every function takes ``(conn, org, campaign_id, …)`` and every statement checks, with ``OWNED``, that the
 campaign belongs to the organization and is not deleted. Indexes behind each query: migrations/0003; the
 counters the stats read: migrations/0010.
 """
@@ -17,7 +17,8 @@ import asyncpg
 
 from campaignsvc.domain.reporting import DONE, TERMINAL
 
-_OWNED = (
+# SQL: the campaign ``$1`` belongs to the organization ``$2`` and is not deleted.
+OWNED = (
     "EXISTS (SELECT 1 FROM campaigns c WHERE c.id = $1 AND c.organization_id = $2 AND c.deleted_at IS NULL)"
 )
 
@@ -91,7 +92,7 @@ async def sync_read_marks(
         WITH batch AS (
             SELECT cp.id FROM campaign_participants cp
             WHERE cp.campaign_id = $1 AND cp.first_sent_at IS NOT NULL AND cp.read_at IS NULL
-              AND ($3::uuid IS NULL OR cp.id > $3) AND {_OWNED}
+              AND ($3::uuid IS NULL OR cp.id > $3) AND {OWNED}
             ORDER BY cp.id LIMIT $4
         ), seen AS (
             SELECT b.id, min(COALESCE(s.read_at, m.updated_at)) AS read_at
@@ -137,7 +138,7 @@ async def participant_counts(
             SELECT k.kind, c.status, k.n::int AS n
             FROM campaign_participant_counts c
             CROSS JOIN LATERAL (VALUES (1, 'all', c.total), (2, 'sent', c.sent), (3, 'read', c.read)) AS k (o, kind, n)
-            WHERE c.campaign_id = $1 AND k.n > 0 AND {_OWNED}
+            WHERE c.campaign_id = $1 AND k.n > 0 AND {OWNED}
             ORDER BY k.o, c.status
             """,
             campaign_id,
@@ -147,13 +148,13 @@ async def participant_counts(
         f"""
         SELECT kind, status, n FROM (
             SELECT 1 AS o, 'all' AS kind, status, count(*)::int AS n FROM campaign_participants
-            WHERE campaign_id = $1 AND {_OWNED} GROUP BY status
+            WHERE campaign_id = $1 AND {OWNED} GROUP BY status
             UNION ALL
             SELECT 2, 'sent', status, count(*)::int FROM campaign_participants
-            WHERE campaign_id = $1 AND first_sent_at IS NOT NULL AND {_OWNED} GROUP BY status
+            WHERE campaign_id = $1 AND first_sent_at IS NOT NULL AND {OWNED} GROUP BY status
             UNION ALL
             SELECT 3, 'read', status, count(*)::int FROM campaign_participants
-            WHERE campaign_id = $1 AND read_at IS NOT NULL AND {_OWNED} GROUP BY status
+            WHERE campaign_id = $1 AND read_at IS NOT NULL AND {OWNED} GROUP BY status
         ) counted
         ORDER BY o, status
         """,
@@ -171,7 +172,7 @@ async def replies_by_intent(
         f"""
         SELECT COALESCE(cp.reply_intent, 'unknown') AS intent, count(*)::int AS n
         FROM campaign_participants cp
-        WHERE cp.campaign_id = $1 AND cp.status = 'replied' AND {_OWNED}
+        WHERE cp.campaign_id = $1 AND cp.status = 'replied' AND {OWNED}
         GROUP BY 1 ORDER BY 1
         """,
         campaign_id,
@@ -193,7 +194,7 @@ async def outcome_summary(
     )
     row = await conn.fetchrow(
         f"""
-        WITH owned AS (SELECT {_OWNED} AS ok), conv AS (
+        WITH owned AS (SELECT {OWNED} AS ok), conv AS (
             SELECT cv.shared_chat_created_at, cv.won_at, cv.lost_at, cv.revenue_amount, cp.first_sent_at
             FROM conversations cv
             LEFT JOIN campaign_participants cp ON cp.campaign_id = cv.campaign_id AND cp.contact_id = cv.contact_id
@@ -233,7 +234,7 @@ async def participant_account_ids(
     rows = await conn.fetch(
         f"""
         SELECT DISTINCT bd_account_id FROM campaign_participants
-        WHERE campaign_id = $1 AND bd_account_id IS NOT NULL AND {_OWNED}
+        WHERE campaign_id = $1 AND bd_account_id IS NOT NULL AND {OWNED}
         """,
         campaign_id,
         org,
@@ -254,7 +255,7 @@ async def analytics(
         f"""
         SELECT (sent_at AT TIME ZONE 'UTC')::date AS day, count(DISTINCT campaign_participant_id)::int AS n
         FROM campaign_sends
-        WHERE campaign_id = $1 AND status = 'sent' AND sent_at >= {_SINCE} AND {_OWNED}
+        WHERE campaign_id = $1 AND status = 'sent' AND sent_at >= {_SINCE} AND {OWNED}
         GROUP BY 1 ORDER BY 1
         """,
         *args,
@@ -264,7 +265,7 @@ async def analytics(
         SELECT (COALESCE(replied_at, updated_at) AT TIME ZONE 'UTC')::date AS day, count(*)::int AS n
         FROM campaign_participants
         WHERE campaign_id = $1 AND status = 'replied' AND COALESCE(replied_at, updated_at) >= {_SINCE}
-          AND {_OWNED}
+          AND {OWNED}
         GROUP BY 1 ORDER BY 1
         """,
         *args,
@@ -276,7 +277,7 @@ async def analytics(
                    COALESCE(s.bd_account_id, (SELECT cp.bd_account_id FROM campaign_participants cp
                                               WHERE cp.id = s.campaign_participant_id)) AS account_id
             FROM campaign_sends s
-            WHERE s.campaign_id = $1 AND s.status = 'sent' AND s.sent_at >= {_SINCE} AND {_OWNED}
+            WHERE s.campaign_id = $1 AND s.status = 'sent' AND s.sent_at >= {_SINCE} AND {OWNED}
         ) x
         WHERE account_id IS NOT NULL
         GROUP BY 1, 2 ORDER BY 1, 2
@@ -316,7 +317,7 @@ async def participant_ids(
           AND ($3::uuid IS NULL OR cp.bd_account_id = $3)
           AND ($4::timestamptz IS NULL OR cp.first_sent_at >= $4)
           AND ($5::timestamptz IS NULL OR cp.first_sent_at < $5)
-          AND {_OWNED} {extra}
+          AND {OWNED} {extra}
         ORDER BY {_PAGE_ORDER}
         LIMIT $6 OFFSET $7
         """,
@@ -338,7 +339,7 @@ async def all_participant_ids(conn: asyncpg.Connection, org: uuid.UUID, campaign
     return await conn.fetchval(
         f"""
         SELECT COALESCE(string_agg(uuid_send(cp.id), ''::bytea ORDER BY {_PAGE_ORDER}), ''::bytea)
-        FROM campaign_participants cp WHERE cp.campaign_id = $1 AND {_OWNED}
+        FROM campaign_participants cp WHERE cp.campaign_id = $1 AND {OWNED}
         """,
         campaign_id,
         org,
@@ -386,7 +387,7 @@ async def participant_rows(
               AND m.direction = 'inbound' AND m.created_at >= COALESCE(cp.first_sent_at, cp.created_at)
             ORDER BY m.created_at LIMIT 1
         ) reply ON $4 AND cp.status = 'replied'
-        WHERE {_OWNED}
+        WHERE {OWNED}
         ORDER BY p.ord
         """,
         campaign_id,
@@ -398,7 +399,7 @@ async def participant_rows(
 
 async def step_count(conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID) -> int:
     return await conn.fetchval(
-        f"SELECT count(*)::int FROM campaign_sequences WHERE campaign_id = $1 AND {_OWNED}", campaign_id, org
+        f"SELECT count(*)::int FROM campaign_sequences WHERE campaign_id = $1 AND {OWNED}", campaign_id, org
     )
 
 
@@ -407,7 +408,7 @@ async def step_count(conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid
 
 async def send_counts(conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID) -> dict[str, int]:
     rows = await conn.fetch(
-        f"SELECT status, count(*)::int AS n FROM campaign_sends WHERE campaign_id = $1 AND {_OWNED} GROUP BY status",
+        f"SELECT status, count(*)::int AS n FROM campaign_sends WHERE campaign_id = $1 AND {OWNED} GROUP BY status",
         campaign_id,
         org,
     )
@@ -422,7 +423,7 @@ async def sends_page(
         f"""
         WITH page AS (
             SELECT s.id FROM campaign_sends s
-            WHERE s.campaign_id = $1 AND {_OWNED}
+            WHERE s.campaign_id = $1 AND {OWNED}
             ORDER BY s.sent_at, s.id LIMIT $3 OFFSET $4
         )
         SELECT s.id, s.sent_at, s.sequence_step, s.status, s.message_id, s.metadata, s.error_class,

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from campaignsvc.domain.waiting import FIELDS
-from campaignsvc.storage.reporting import _OWNED
+from campaignsvc.storage.reporting import OWNED
 
 # Each field of a row ``cp``: joined (``ct``, ``co``) in the aggregate, correlated where nothing is joined.
 _JOINED = {f: f"ct.{f}" for f in FIELDS} | {"company_name": "co.name"}
@@ -85,7 +85,7 @@ async def groups(
                cp.current_step, {_mask(_JOINED if with_fields else None)} AS mask, count(*)::int AS n
         FROM campaign_participants cp {_CONTACT_JOINS if with_fields else ""}
         LEFT JOIN unnest($4::uuid[], $5::timestamptz[]) AS m (id, at) ON m.id = cp.bd_account_id
-        WHERE cp.campaign_id = $1 AND {_OPEN} AND {_OWNED}
+        WHERE cp.campaign_id = $1 AND {_OPEN} AND {OWNED}
         GROUP BY 1, 2, 3, 4, 5
         """,
         campaign_id,
@@ -139,7 +139,7 @@ async def page_facts(
         FROM unnest($4::uuid[]) AS p (id)
         JOIN campaign_participants cp ON cp.id = p.id AND cp.campaign_id = $1
         {_CONTACT_JOINS}
-        WHERE {_OWNED}
+        WHERE {OWNED}
         """,
         campaign_id,
         org,

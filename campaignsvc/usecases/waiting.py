@@ -43,6 +43,16 @@ NameOf = Callable[[Mapping[str, Any]], str]
 
 
 @attrs.frozen
+class Inputs:
+    """What the waiting use cases read besides the database: the time and settings, each account as its
+    running limiter paces it, and how an account is named."""
+
+    ctx: Context
+    live: Live
+    name_of: NameOf
+
+
+@attrs.frozen
 class Scene:
     """The campaign and the accounts its participants are on, as of ``ctx.now``."""
 
@@ -75,26 +85,27 @@ async def scene(
     org: uuid.UUID,
     campaign_id: uuid.UUID,
     account_ids: Iterable[uuid.UUID | None],
+    inputs: Inputs,
     *,
-    ctx: Context,
-    live: Live,
-    name_of: NameOf,
     plan: tuple[CampaignPlan, str] | None = None,
 ) -> Scene:
     """The campaign's plan and status (``plan`` when already read) and the given accounts."""
+    ctx = inputs.ctx
     plan_, status = plan or await _plan(conn, campaign_id, ctx)
     accounts: dict[uuid.UUID, Account] = {}
     wanted = sorted({a for a in account_ids if a is not None})
-    for row in await db.account_rows(conn, org, wanted):
-        name = name_of(row)
-        account = live(row["id"], campaign_id, name)
-        if account is None:
-            state = await accounts_db.limiter_state(conn, row["id"])
-            if state is None:
-                continue
-            known = account_settings(state, ctx.settings, ctx.now)
-            account = Account(name, known.policy, known.last_start, sorted(known.recent_starts))
-        accounts[row["id"]] = account
+    rows = await db.account_rows(conn, org, wanted)
+    names = {row["id"]: inputs.name_of(row) for row in rows}
+    for account_id, name in names.items():
+        account = inputs.live(account_id, campaign_id, name)
+        if account is not None:
+            accounts[account_id] = account
+    idle = [a for a in names if a not in accounts]
+    for account_id, state in (await accounts_db.limiter_states(conn, idle)).items():
+        known = account_settings(state, ctx.settings, ctx.now)
+        accounts[account_id] = Account(
+            names[account_id], known.policy, known.last_start, sorted(known.recent_starts)
+        )
     return Scene(plan_, status, accounts, ctx)
 
 
@@ -103,20 +114,15 @@ async def explain_rows(
     org: uuid.UUID,
     campaign_id: uuid.UUID,
     ids: Sequence[uuid.UUID],
-    *,
-    ctx: Context,
-    live: Live,
-    name_of: NameOf,
+    inputs: Inputs,
 ) -> dict[uuid.UUID, Wait | None]:
     """Why each of the given participants waits (None: it is terminal)."""
-    facts = await db.page_facts(conn, org, campaign_id, ctx.now, ids)
+    facts = await db.page_facts(conn, org, campaign_id, inputs.ctx.now, ids)
     open_ = [f for f in facts if f["status"] in ("pending", "sent")]
     out: dict[uuid.UUID, Wait | None] = {f["id"]: None for f in facts}
     if not open_:
         return out
-    s = await scene(
-        conn, org, campaign_id, (f["bd_account_id"] for f in open_), ctx=ctx, live=live, name_of=name_of
-    )
+    s = await scene(conn, org, campaign_id, (f["bd_account_id"] for f in open_), inputs)
     for f in open_:
         p = Participant(
             status=f["status"],
@@ -130,9 +136,6 @@ async def explain_rows(
         rank = f["rank"] if f["rank"] < db.RANK_CAP else None
         out[f["id"]] = s.explain(p, f["bd_account_id"], rank)
     return out
-
-
-_LATER = dt.timedelta(seconds=1)
 
 
 async def _midnights(
@@ -154,39 +157,47 @@ class _Group:
     rest: Code | None  # the code of every other participant of the group
 
 
+@attrs.frozen
+class _Groups:
+    """A campaign's open participants in groups (storage/waiting.groups), each with its codes; the id of
+    each account's first due participant by the key of its group; whether the groups were keyed by the
+    contact fields the steps read; each account's next local midnight."""
+
+    groups: list[_Group]
+    heads: dict[tuple[Any, ...], uuid.UUID]
+    with_fields: bool
+    midnights: dict[uuid.UUID, dt.datetime]
+
+
+def _time_of_kind(kind: int, now: dt.datetime, midnight: dt.datetime | None) -> dt.datetime | None:
+    """A next send time of the kind storage/waiting.groups puts a group in (``when_``), which is all the
+    explanation depends on: none, due now, later before its account's next local midnight, or from that
+    midnight on (which decides a first send spread past today's cap)."""
+    if kind == 0:
+        return None
+    if kind == 1:
+        return now
+    if kind == 2:
+        return now + dt.timedelta(seconds=1)
+    return midnight
+
+
 async def _groups(
-    conn: asyncpg.Connection,
-    org: uuid.UUID,
-    campaign_id: uuid.UUID,
-    *,
-    ctx: Context,
-    live: Live,
-    name_of: NameOf,
-) -> tuple[list[_Group], dict[tuple[Any, ...], uuid.UUID], bool, dict[uuid.UUID, dt.datetime]]:
+    conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID, inputs: Inputs
+) -> _Groups:
+    ctx = inputs.ctx
     plan = await _plan(conn, campaign_id, ctx)
     fields = reads_contacts(plan[0])
     midnights = await _midnights(conn, org, plan[0], ctx)
     rows = await db.groups(conn, org, campaign_id, ctx.now, midnights, with_fields=fields)
     heads = {db.group_key(h): h["id"] for h in await db.heads(conn, campaign_id, ctx.now, with_fields=fields)}
-    s = await scene(
-        conn,
-        org,
-        campaign_id,
-        (r["bd_account_id"] for r in rows),
-        ctx=ctx,
-        live=live,
-        name_of=name_of,
-        plan=plan,
-    )
+    s = await scene(conn, org, campaign_id, (r["bd_account_id"] for r in rows), inputs, plan=plan)
     out = []
     for r in rows:
         key = db.group_key(r)
-        # Any time of the group's kind: a due one is due now; a later one waits for its stored time, before
-        # or from its account's next local midnight (which decides a first send spread past today's cap).
-        at = {0: None, 1: ctx.now, 2: ctx.now + _LATER}.get(r["when_"], midnights.get(r["bd_account_id"]))
         p = Participant(
             status="pending",
-            next_send_at=at,
+            next_send_at=_time_of_kind(r["when_"], ctx.now, midnights.get(r["bd_account_id"])),
             waiting_reason=r["reason"] or None,
             current_step=r["current_step"],
             missing=missing_of(s.plan, r["current_step"], fields_of(r["mask"])),
@@ -194,22 +205,15 @@ async def _groups(
         head = s.code(p, r["bd_account_id"], 0) if key in heads else None
         rest = s.code(p, r["bd_account_id"], 1) if r["n"] > (head is not None) else None
         out.append(_Group(key, r["n"], head, rest))
-    return out, heads, fields, midnights
+    return _Groups(out, heads, fields, midnights)
 
 
 async def counts(
-    conn: asyncpg.Connection,
-    org: uuid.UUID,
-    campaign_id: uuid.UUID,
-    *,
-    ctx: Context,
-    live: Live,
-    name_of: NameOf,
+    conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID, inputs: Inputs
 ) -> dict[str, int]:
     """Open participants per code (codes with none left out)."""
-    groups, _, _, _ = await _groups(conn, org, campaign_id, ctx=ctx, live=live, name_of=name_of)
     total: Counter[str] = Counter()
-    for g in groups:
+    for g in (await _groups(conn, org, campaign_id, inputs)).groups:
         if g.head is not None:
             total[g.head] += 1
         if g.rest is not None:
@@ -230,34 +234,25 @@ class Filter:
 
 
 async def matching(
-    conn: asyncpg.Connection,
-    org: uuid.UUID,
-    campaign_id: uuid.UUID,
-    code: Code,
-    *,
-    ctx: Context,
-    live: Live,
-    name_of: NameOf,
+    conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uuid.UUID, code: Code, inputs: Inputs
 ) -> Filter:
     """The participants whose code is ``code``."""
-    groups, heads, fields, midnights = await _groups(
-        conn, org, campaign_id, ctx=ctx, live=live, name_of=name_of
-    )
+    found = await _groups(conn, org, campaign_id, inputs)
     keys, excluded, included = [], [], []
-    for g in groups:
+    for g in found.groups:
         if g.rest == code:
             keys.append(g.key)
             if g.head is not None and g.head != code:
-                excluded.append(heads[g.key])
+                excluded.append(found.heads[g.key])
         elif g.head == code:
-            included.append(heads[g.key])
+            included.append(found.heads[g.key])
     columns = list(zip(*keys, strict=True)) if keys else [(), (), (), (), ()]
     args = (
         *[list(c) for c in columns],
-        ctx.now,
+        inputs.ctx.now,
         excluded,
         included,
-        list(midnights),
-        list(midnights.values()),
+        list(found.midnights),
+        list(found.midnights.values()),
     )
-    return Filter(fields, args)
+    return Filter(found.with_fields, args)
