@@ -24,6 +24,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from campaignsvc import heap
 from campaignsvc.config import Settings
 from campaignsvc.integrations.amqp import EventsService
+from campaignsvc.integrations.control import ControlRelay
 from campaignsvc.integrations.pipeline import PipelineClient
 from campaignsvc.logs import get_logger
 from campaignsvc.runtime import build
@@ -86,6 +87,9 @@ async def run_service(
             await infrastructure.start(run_events)
             # Outbox rows wake the relay when they commit, whoever wrote them (migration 0008).
             await infrastructure.start(notifications.listen, dsn, notifications.OUTBOX, events.wake_relay)
+            # Control messages to and from the other instances on this database.
+            relay = ControlRelay(store, dsn, runtime.bus, runtime.supervisor.leases.boot_id)
+            await infrastructure.start(relay.run)
             binds = await infrastructure.start(_serve_http, runtime.app(), settings, shutdown, http_done)
             log.info("service.listening", urls=binds)
             task_status.started(binds)

@@ -8,6 +8,7 @@ that names the variable.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,6 +61,9 @@ class Settings:
     account_refresh_s: float = 5.0
     # Delivery (SPEC R-DEL).
     in_doubt_retry_after_s: int = 900
+    # Several instances on one database (docs/architecture.md, "Several instances").
+    instance_id: str = "campaignsvc"
+    lease_s: float = 15.0
     max_send_attempts: int = 5
     peer_flood_block_hours: float = 24.0
     # Ramp-up (docs/semantics.md, "Ramp-up"): a FLOOD_WAIT longer than this, or any PEER_FLOOD, halves a
@@ -132,6 +136,8 @@ class Settings:
             account_refresh_s=r.integer("CAMPAIGN_ACCOUNT_REFRESH_MS", 5_000, low=100, high=3_600_000)
             / 1000.0,
             in_doubt_retry_after_s=r.integer("IN_DOUBT_RETRY_AFTER_SECONDS", 900, low=0, high=604_800),
+            instance_id=r.text("INSTANCE_ID", "") or socket.gethostname() or "campaignsvc",
+            lease_s=float(r.integer("LEASE_SECONDS", 15, low=2, high=3600)),
             max_send_attempts=r.integer("MAX_SEND_ATTEMPTS", 5, low=1, high=100),
             peer_flood_block_hours=r.number("PEER_FLOOD_BLOCK_HOURS", 24.0, low=0.0, high=720.0),
             ramp_step_down_flood_s=r.integer("CAMPAIGN_RAMP_STEP_DOWN_FLOOD_S", 300, low=0, high=604_800),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 HTTP_DURATION = Histogram(
@@ -33,6 +33,15 @@ RECORDER_REJECTED = Counter(
 STRANDED = Counter(
     "campaign_stranded_participants_total",
     "Participants found overdue and held by no actor, offered again by the reconciler",
+)
+LEASES_HELD = Gauge("campaign_account_leases_held", "BD accounts this instance holds the lease of")
+LEASE_MOVES = Counter(
+    "campaign_account_lease_moves_total", "Account leases this instance gained or lost", ["direction"]
+)
+FENCED = Counter(
+    "campaign_fenced_writes_total",
+    "Claims and outcomes refused because the account's lease moved on",
+    ["kind"],
 )
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 CLAIM_BATCH = Histogram(

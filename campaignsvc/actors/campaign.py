@@ -73,6 +73,11 @@ class _AccountReset:
     bd_account_id: uuid.UUID
 
 
+@attrs.frozen
+class _AccountLost:
+    bd_account_id: uuid.UUID
+
+
 class CampaignActor:
     def __init__(
         self,
@@ -84,8 +89,11 @@ class CampaignActor:
         directory: Directory,
         enrol: object | None = None,
         boot: trio.CapacityLimiter | None = None,
+        owner: str | None = None,
     ) -> None:
         self.campaign_id = campaign_id
+        # The instance whose leased accounts this actor sends for (None: every account).
+        self._owner = owner
         # Held while the actor first reads the database, so thousands of actors starting together (a
         # restart) take turns instead of all queueing on the pool past its acquire timeout.
         self._boot: contextlib.AbstractAsyncContextManager[object] = boot or contextlib.nullcontext()
@@ -124,6 +132,11 @@ class CampaignActor:
     def wake(self) -> None:
         """Participants changed (added, replied, rescheduled): read them again."""
         self._send.send_nowait(_Reload())
+
+    def account_lost(self, bd_account_id: uuid.UUID) -> None:
+        """This instance no longer holds the account's lease: forget its participants (their new owner
+        sends them) and its slot."""
+        self._send.send_nowait(_AccountLost(bd_account_id))
 
     def account_reset(self, bd_account_id: uuid.UUID) -> None:
         """The account's limiter restarted and lost its queue: the slot is free."""
@@ -275,6 +288,9 @@ class CampaignActor:
             case _AccountReset(bd_account_id=account):
                 self.busy.pop(account, None)
                 self._reload_soon(self._clock.now())
+            case _AccountLost(bd_account_id=account):
+                self.busy.pop(account, None)
+                self._forget_account(account)
 
     def _reload_soon(self, at: dt.datetime) -> None:
         self._reload_at = at if self._reload_at is None else min(self._reload_at, at)
@@ -304,7 +320,12 @@ class CampaignActor:
         self._safety_at = now + dt.timedelta(milliseconds=self._settings.send_interval_ms)
         until = now + HORIZON
         rows, later = await self._store.run(
-            dispatch.due_window, self.campaign_id, until, LOAD_LIMIT, transaction=False
+            dispatch.due_window,
+            self.campaign_id,
+            until,
+            LOAD_LIMIT,
+            owner=self._owner,
+            transaction=False,
         )
         out = set(self.busy.values())
         self._heap.clear()

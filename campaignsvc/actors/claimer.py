@@ -49,8 +49,16 @@ class _Waiter:
 
 
 class Claimer:
-    def __init__(self, store: Store, *, quarantine: dt.timedelta, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        quarantine: dt.timedelta,
+        max_batch: int = MAX_BATCH,
+        owner: str | None = None,
+    ) -> None:
         self._store = store
+        self._owner = owner
         self._quarantine = quarantine
         self._max_batch = max_batch
         self._send, self._receive = trio.open_memory_channel[_Waiter](math.inf)
@@ -94,7 +102,7 @@ class Claimer:
     async def _claim(self, batch: list[_Waiter]) -> None:
         try:
             results = await self._store.run(
-                claims.claim_many, [w.ask for w in batch], quarantine=self._quarantine
+                claims.claim_many, [w.ask for w in batch], quarantine=self._quarantine, owner=self._owner
             )
         except _TRANSIENT as exc:
             for w in batch:

@@ -7,6 +7,9 @@
   limiter nor the recorder holds its participant (seen so on two checks in a row) is freed.
 - Account changes: a digest of each live limiter's account row, compared every
   ``CAMPAIGN_ACCOUNT_REFRESH_MS``; a change makes the limiter re-read its account.
+- Campaigns: as often, the campaign actors are synced with the campaigns that are active — what another
+  instance started, paused or stopped is seen even when its notification was missed
+  (integrations/control.py).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import trio
 from campaignsvc import metrics
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import accounts as accounts_db
-from campaignsvc.storage import reconcile
+from campaignsvc.storage import dispatch, reconcile
 
 if TYPE_CHECKING:
     from campaignsvc.actors.supervisor import Supervisor
@@ -46,6 +49,7 @@ class Reconciler:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._every, s.reconcile_interval_s, self.sweep)
             nursery.start_soon(self._every, s.account_refresh_s, self.refresh_accounts)
+            nursery.start_soon(self._every, s.account_refresh_s, self.sync_campaigns)
 
     async def _every(self, seconds: float, check: Callable[[], Awaitable[object]]) -> None:
         while True:
@@ -85,7 +89,9 @@ class Reconciler:
         stale = stale_now & self._suspect
         self._suspect = stale_now - stale
         before = sup.clock.now() - dt.timedelta(seconds=sup.settings.stranded_after_s)
-        rows = await sup.store.run(reconcile.overdue, before, SCAN_LIMIT, transaction=False)
+        rows = await sup.store.run(
+            reconcile.overdue, before, SCAN_LIMIT, sup.settings.instance_id, transaction=False
+        )
         stale_pairs = {(cid, account) for cid, account, _ in stale}
         per_campaign: collections.Counter[uuid.UUID] = collections.Counter()
         for cid, _pid, account in rows:
@@ -104,6 +110,12 @@ class Reconciler:
             log.warning("participants.stranded", campaign_id=str(cid), participants=n)
             sup.restart_stranded(cid)
         return sum(per_campaign.values())
+
+    # --- campaigns -----------------------------------------------------------------------------------
+
+    async def sync_campaigns(self) -> None:
+        active = await self._sup.store.run(dispatch.active_campaign_ids, transaction=False)
+        self._sup.sync_campaigns(set(active))
 
     # --- account changes -----------------------------------------------------------------------------
 

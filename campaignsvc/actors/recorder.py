@@ -59,6 +59,7 @@ class Outcome:
     # When the Messaging call started (None: no call). The account's recorded last start becomes this
     # exact instant, so a restart waits the gap from the call Telegram saw (docs/semantics.md).
     call_started_at: dt.datetime | None = None
+    epoch: int | None = None  # the account's lease the send was claimed under (actors/leases.py)
 
 
 def _text(value: str | None, limit: int | None = None) -> str | None:
@@ -115,22 +116,25 @@ def minimal(o: Outcome) -> Outcome:
 Release = Callable[[uuid.UUID, uuid.UUID, uuid.UUID, ParticipantUpdate | None], None]
 
 
-async def write_outcomes(conn: asyncpg.Connection, batch: list[Outcome]) -> None:
-    """The batch in one statement (storage/dispatch.record)."""
+async def write_outcomes(conn: asyncpg.Connection, batch: list[Outcome], owner: str | None = None) -> None:
+    """The batch in one statement (storage/dispatch.record), fenced by each outcome's lease epoch."""
     await dispatch.record(
         conn,
         [
-            dispatch.Advance(o.participant_id, o.step, o.update, o.last_sent_at, o.channel_id, o.lead_due)
+            dispatch.Advance(
+                o.participant_id, o.step, o.update, o.last_sent_at, o.channel_id, o.lead_due, o.epoch
+            )
             for o in batch
         ],
         [
             dispatch.Finished(
-                o.send_id, o.ledger_status, o.message_id, o.error_class, o.error, o.call_started_at
+                o.send_id, o.ledger_status, o.message_id, o.error_class, o.error, o.call_started_at, o.epoch
             )
             for o in batch
             if o.send_id is not None and o.ledger_status is not None
         ],
         [(o.event[0], o.organization_id, o.event[1]) for o in batch if o.event is not None],
+        owner=owner,
     )
 
 
@@ -141,8 +145,10 @@ class Recorder:
         *,
         release: Release,
         bus: Bus,
+        owner: str | None = None,
     ) -> None:
         self._store = store
+        self._owner = owner
         self._release = release
         self._bus = bus
         self._send, self._receive = trio.open_memory_channel[Outcome](math.inf)
@@ -195,7 +201,7 @@ class Recorder:
         while True:
             try:
                 # One statement is atomic on its own: no BEGIN and COMMIT round-trips around it.
-                await self._store.run(write_outcomes, batch, transaction=False)
+                await self._store.run(write_outcomes, batch, self._owner, transaction=False)
                 return
             except _TRANSIENT as exc:
                 log.warning("recorder.retry", error=str(exc), outcomes=len(batch), in_s=delay)

@@ -18,6 +18,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Protocol
 
 import trio
 
@@ -33,9 +34,18 @@ from campaignsvc.domain.campaign import ParticipantUpdate, after_send
 from campaignsvc.domain.status import ParticipantStatus, SendStatus, Waiting
 from campaignsvc.integrations.messaging import Delivered, MessagingClient, SendCommand
 from campaignsvc.logs import get_logger
-from campaignsvc.storage.claims import Ask
+from campaignsvc.storage.claims import LEASE_LOST, Ask
 
 log = get_logger(__name__)
+
+
+class Leases(Protocol):
+    """This instance's account leases (actors/leases.LeaseKeeper)."""
+
+    def epoch(self, bd_account_id: uuid.UUID) -> int | None: ...
+
+    def holds(self, bd_account_id: uuid.UUID, epoch: int) -> bool: ...
+
 
 # How long an account stays blocked when Messaging reports a problem that carries no wait time.
 ACCOUNT_BLOCKS = {
@@ -60,8 +70,10 @@ class DispatchSender:
         on_block: Callable[[uuid.UUID, dt.datetime, str, int | None], Awaitable[None]],
         ai_text: str = "",
         rng: random.Random | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self._claimer = claimer
+        self._leases = leases
         self._messaging = messaging
         self._recorder = recorder
         self._settings = settings
@@ -75,6 +87,14 @@ class DispatchSender:
         self, limiter: AccountLimiter, request: SendRequest, start_at: dt.datetime | None = None
     ) -> SendReport:
         plan = request.plan
+        free = partial(self._release, plan.id, request.participant_id, request.bd_account_id)
+        epoch = None
+        if self._leases is not None:
+            epoch = self._leases.epoch(request.bd_account_id)
+            if epoch is None:  # not (or no longer surely) this instance's account: nothing is claimed
+                metrics.FENCED.labels("claim").inc()
+                free(None)
+                return SendReport(attempted=False)
         now = self._clock.now()
         decided_at = now if start_at is None else max(now, start_at)
         schedule = limiter.settings.policy.window(plan)
@@ -91,11 +111,13 @@ class DispatchSender:
                 ),
                 pipelines=tuple(sorted(conditions.pipelines_referenced(step.conditions))),
                 start_at=start_at,
+                epoch=epoch,
             )
         )
-        free = partial(self._release, plan.id, request.participant_id, request.bd_account_id)
         match result:
-            case claims.NotDue():
+            case claims.NotDue(reason=reason):
+                if reason == LEASE_LOST:
+                    metrics.FENCED.labels("claim").inc()
                 free(None)
                 return SendReport(attempted=False)
             case claims.Skipped(update=update):
@@ -109,6 +131,7 @@ class DispatchSender:
                 self._record(
                     request,
                     update,
+                    epoch,
                     last_sent_at=self._clock.now(),
                     lead_due=first_send and plan.lead_trigger == "on_first_send",
                 )
@@ -118,19 +141,53 @@ class DispatchSender:
                     "campaign.message.failed",
                     self._event_data(request, error=reason, error_class="recipient"),
                 )
-                self._record(request, _ended(request, ParticipantStatus.FAILED, reason), event=event)
+                self._record(request, _ended(request, ParticipantStatus.FAILED, reason), epoch, event=event)
                 return SendReport(attempted=False)
             case claims.Stopped(reason=reason):
-                self._record(request, _ended(request, ParticipantStatus.STOPPED, reason))
+                self._record(request, _ended(request, ParticipantStatus.STOPPED, reason), epoch)
                 return SendReport(attempted=False)
             case claims.Claimed() as claimed:
                 if start_at is not None:
                     await trio.sleep_until(self._clock.deadline(start_at))
-                return await self._call(request, claimed, schedule)
+                if (
+                    self._leases is not None
+                    and epoch is not None
+                    and not self._leases.holds(request.bd_account_id, epoch)
+                ):
+                    return self._fenced(request, claimed, epoch)
+                return await self._call(request, claimed, schedule, epoch)
         raise AssertionError(f"unexpected claim result {result!r}")
 
+    def _fenced(self, request: SendRequest, claimed: claims.Claimed, epoch: int) -> SendReport:
+        """The lease is no longer surely this instance's at the call's start (a heartbeat is late, or the
+        process was paused): no call. The row goes back to a retryable state, due now — if the lease is
+        still this instance's; else the write is refused and the new owner finds the row in doubt."""
+        metrics.FENCED.labels("call").inc()
+        status = ParticipantStatus.PENDING if claimed.first_send else ParticipantStatus.SENT
+        update = ParticipantUpdate(
+            current_step=request.step,
+            status=status,
+            next_send_at=self._clock.now(),
+            waiting_reason=None,
+            attempts=claimed.participant_attempts,
+        )
+        self._record(
+            request,
+            update,
+            epoch,
+            send_id=claimed.send_id,
+            ledger_status=SendStatus.DEFERRED,
+            error_class="lease",
+            error="not sent: the account's lease was not surely this instance's at the call's start",
+        )
+        return SendReport(attempted=False)
+
     async def _call(
-        self, request: SendRequest, claimed: claims.Claimed, schedule: sched.Schedule | None
+        self,
+        request: SendRequest,
+        claimed: claims.Claimed,
+        schedule: sched.Schedule | None,
+        epoch: int | None,
     ) -> SendReport:
         plan = request.plan
         # The send's start as Messaging (and Telegram) sees it: when the request was written, which a stall
@@ -162,6 +219,7 @@ class DispatchSender:
             self._record(
                 request,
                 update,
+                epoch,
                 send_id=claimed.send_id,
                 ledger_status=SendStatus.SENT,
                 message_id=answer.message_id,
@@ -199,7 +257,7 @@ class DispatchSender:
                 waiting_reason=Waiting.FLOOD,
                 attempts=claimed.participant_attempts,
             )
-            self._record(request, update, ledger_status=SendStatus.DEFERRED, **common)
+            self._record(request, update, epoch, ledger_status=SendStatus.DEFERRED, **common)
             reason = failure.block.value if failure.block else "account"
             await self._on_block(request.bd_account_id, until, reason, seconds)
             return SendReport(
@@ -214,7 +272,7 @@ class DispatchSender:
                 waiting_reason=Waiting.IN_DOUBT,
                 attempts=claimed.participant_attempts,
             )
-            self._record(request, update, ledger_status=SendStatus.IN_DOUBT, **common)
+            self._record(request, update, epoch, ledger_status=SendStatus.IN_DOUBT, **common)
             return SendReport(attempted=True, started_at=started)
         attempts = claimed.participant_attempts + 1
         if (
@@ -230,7 +288,7 @@ class DispatchSender:
                 attempts=attempts,
                 last_error=failure.reason,
             )
-            self._record(request, update, ledger_status=SendStatus.DEFERRED, **common)
+            self._record(request, update, epoch, ledger_status=SendStatus.DEFERRED, **common)
             return SendReport(attempted=True, started_at=started, counted=False)
         update = ParticipantUpdate(
             current_step=request.step,
@@ -249,6 +307,7 @@ class DispatchSender:
         self._record(
             request,
             update,
+            epoch,
             ledger_status=SendStatus.FAILED,
             event=("campaign.message.failed", data),
             **common,
@@ -285,7 +344,9 @@ class DispatchSender:
             data[name] = str(value) if isinstance(value, uuid.UUID) else value
         return data
 
-    def _record(self, request: SendRequest, update: ParticipantUpdate, **fields: object) -> None:
+    def _record(
+        self, request: SendRequest, update: ParticipantUpdate, epoch: int | None, **fields: object
+    ) -> None:
         self._recorder.record(
             Outcome(
                 campaign_id=request.plan.id,
@@ -294,6 +355,7 @@ class DispatchSender:
                 bd_account_id=request.bd_account_id,
                 step=request.step,
                 update=update,
+                epoch=epoch,
                 **fields,  # type: ignore[arg-type]
             )
         )

@@ -24,6 +24,7 @@ from campaignsvc.actors.bus import Bus
 from campaignsvc.actors.campaign import CampaignActor
 from campaignsvc.actors.claimer import Claimer
 from campaignsvc.actors.clock import Clock, SystemClock
+from campaignsvc.actors.leases import LeaseKeeper
 from campaignsvc.actors.limiter import AccountLimiter, AccountSettings, SendRequest
 from campaignsvc.actors.messages import (
     AccountChanged,
@@ -40,10 +41,12 @@ from campaignsvc.config import Settings
 from campaignsvc.domain.campaign import CampaignPlan, ParticipantUpdate
 from campaignsvc.domain.pacing import AccountPolicy
 from campaignsvc.domain.waiting import Account
+from campaignsvc.errors import StorageError
 from campaignsvc.integrations.messaging import MessagingClient
 from campaignsvc.logs import get_logger
 from campaignsvc.storage import accounts as accounts_db
 from campaignsvc.storage import dispatch, lifecycle, ramps
+from campaignsvc.storage import leases as leases_db
 from campaignsvc.storage.store import Store
 
 log = get_logger(__name__)
@@ -85,8 +88,18 @@ class Supervisor:
         self._boot = trio.CapacityLimiter(max(1, settings.db_pool_max // 2))
         self.state = "starting"
         self._messaging = messaging or MessagingClient.from_settings(settings)
-        self.recorder = Recorder(store, release=self._release, bus=self.bus)
-        self.claimer = Claimer(store, quarantine=dt.timedelta(seconds=settings.in_doubt_retry_after_s))
+        quarantine = dt.timedelta(seconds=settings.in_doubt_retry_after_s)
+        self.leases = LeaseKeeper(
+            store,
+            instance=settings.instance_id,
+            lease_s=settings.lease_s,
+            quarantine=quarantine,
+            on_change=self._leases_changed,
+            let_go=self._let_go,
+        )
+        self._limiter_scopes: dict[uuid.UUID, trio.CancelScope] = {}
+        self.recorder = Recorder(store, release=self._release, bus=self.bus, owner=settings.instance_id)
+        self.claimer = Claimer(store, quarantine=quarantine, owner=settings.instance_id)
         self.reconciler = Reconciler(self)
         self.sender = DispatchSender(
             claimer=self.claimer,
@@ -98,6 +111,7 @@ class Supervisor:
             on_block=self._on_block,
             ai_text=settings.ai_personalize_text,
             rng=self._rng,
+            leases=self.leases,
         )
 
     # --- control -------------------------------------------------------------------------------------
@@ -108,10 +122,10 @@ class Supervisor:
                 self._nursery = nursery
                 await nursery.start(self.recorder.run)
                 await nursery.start(self.claimer.run)
-                quarantine = dt.timedelta(seconds=self._settings.in_doubt_retry_after_s)
-                recovered = await self._store.run(dispatch.recover_unfinished, quarantine)
-                if recovered:
-                    log.warning("supervisor.in_doubt_recovered", sends=recovered)
+                # This boot's accounts: its own leases back under new epochs, then its share. Sends a crash
+                # left unfinished become in doubt as their accounts are taken (storage/leases.py).
+                await self.leases.join()
+                await nursery.start(self.leases.run)
                 # Every active campaign's actor has read its campaign (or crashed, and will retry) before
                 # the supervisor says it runs; they boot side by side, in turns for the database.
                 async with trio.open_nursery() as booting:
@@ -131,6 +145,7 @@ class Supervisor:
     def _handle(self, message: ControlMessage) -> None:
         match message:
             case CampaignActivated(campaign_id=cid) | ParticipantsChanged(campaign_id=cid):
+                self.leases.nudge()  # its accounts may be new to the leases
                 running = self.campaigns.get(cid)
                 if running is None:
                     self._start_campaign(cid)
@@ -157,6 +172,12 @@ class Supervisor:
             for limiter in list(self.limiters.values()):
                 await limiter.wait_send_done()
             await self.recorder.drain(grace_s)
+        with trio.move_on_after(grace_s):
+            try:
+                # Released now, the accounts are taken by the other instances at their next heartbeat.
+                await self._store.run(leases_db.leave, self.leases.instance, self.leases.boot_id)
+            except StorageError as exc:
+                log.warning("supervisor.leases_not_released", error=str(exc))
         self.bus.unsubscribe(self._inbox)
 
     # --- campaign actors -----------------------------------------------------------------------------
@@ -191,6 +212,7 @@ class Supervisor:
             directory=self,
             enrol=self._enrol,
             boot=self._boot,
+            owner=self._settings.instance_id,
         )
 
     def _stop_campaign(self, campaign_id: uuid.UUID) -> None:
@@ -261,8 +283,9 @@ class Supervisor:
             )
             limiter.reload()
             self.limiters[bd_account_id] = limiter
+            scope = self._limiter_scopes[bd_account_id] = trio.CancelScope()
             assert self._nursery is not None
-            self._nursery.start_soon(self._run_limiter, limiter)
+            self._nursery.start_soon(self._run_limiter, limiter, scope)
         return limiter
 
     async def _load_account(self, bd_account_id: uuid.UUID) -> AccountSettings | None:
@@ -273,7 +296,11 @@ class Supervisor:
         return account_settings(row, self._settings, self._clock.now())
 
     async def _run_limiter(
-        self, limiter: AccountLimiter, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        limiter: AccountLimiter,
+        scope: trio.CancelScope,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         def crashed(_: BaseException) -> None:
             self.restarts["limiter"] += 1
@@ -282,13 +309,47 @@ class Supervisor:
                 self._release(lost.plan.id, lost.participant_id, lost.bd_account_id, None)
             limiter.reload()
 
-        await supervise(
-            "limiter",
-            {"bd_account_id": str(limiter.bd_account_id)},
-            limiter.run,
-            crashed=crashed,
-            task_status=task_status,
-        )
+        with scope:
+            await supervise(
+                "limiter",
+                {"bd_account_id": str(limiter.bd_account_id)},
+                limiter.run,
+                crashed=crashed,
+                task_status=task_status,
+            )
+
+    # --- leases --------------------------------------------------------------------------------------
+
+    def _leases_changed(self, gained: set[uuid.UUID], lost: set[uuid.UUID]) -> None:
+        """Accounts lost: their limiters stop at once (a send under way is cut off; the new owner finds
+        its row in doubt) and the campaigns forget their participants. Accounts gained: every campaign
+        reads its due participants again, now with those accounts'."""
+        for account in lost:
+            self._stop_limiter(account)
+            for running in self.campaigns.values():
+                running.actor.account_lost(account)
+        if gained:
+            for running in self.campaigns.values():
+                running.actor.wake()
+
+    def _stop_limiter(self, account: uuid.UUID) -> None:
+        self.limiters.pop(account, None)
+        scope = self._limiter_scopes.pop(account, None)
+        if scope is not None:
+            scope.cancel()
+
+    async def _let_go(self, n: int) -> list[uuid.UUID]:
+        """Up to ``n`` held accounts to hand to other instances, between sends: accounts without a limiter
+        first, then those whose limiter is not sending; each one's limiter is stopped and its campaigns
+        forget it before it is released."""
+        idle = [a for a in self.leases.held if a not in self.limiters]
+        quiet = [a for a, lim in self.limiters.items() if lim.sending is None and a in self.leases.held]
+        chosen = (idle + quiet)[:n]
+        for account in chosen:
+            self._stop_limiter(account)
+            for running in self.campaigns.values():
+                running.actor.account_lost(account)
+        return chosen
 
     # --- for the reconciler --------------------------------------------------------------------------
 
@@ -303,6 +364,20 @@ class Supervisor:
     @property
     def clock(self) -> Clock:
         return self._clock
+
+    def sync_campaigns(self, active: set[uuid.UUID]) -> None:
+        """Run an actor for every active campaign and none for the others (their state changed through
+        another instance, whose notification did not arrive)."""
+        if self.state != "running":
+            return
+        for cid in [c for c in self.campaigns if c not in active]:
+            running = self.campaigns[cid]
+            if not running.actor.completed:
+                log.info("campaign.synced_stop", campaign_id=str(cid))
+            self._stop_campaign(cid)
+        for cid in active - set(self.campaigns):
+            log.info("campaign.synced_start", campaign_id=str(cid))
+            self._start_campaign(cid)
 
     def restart_stranded(self, campaign_id: uuid.UUID) -> None:
         """The campaign has participants no actor holds: its actor reads them again (or starts)."""

@@ -21,6 +21,12 @@ class Checks(BaseModel):
     db: Literal["ok", "error"]
     rabbitmq: Literal["ok", "disconnected", "not_configured"]
     supervisor: str = Field(description="The dispatcher's state: starting, running, stopping, …")
+    instance: str = Field(description="This instance's id (INSTANCE_ID)")
+    leases: Literal["ok", "expired"] = Field(
+        description="ok: this instance's account leases are surely its own (its heartbeat is on time); "
+        "expired: it sends nothing until a heartbeat succeeds"
+    )
+    accountsHeld: int = Field(description="BD accounts this instance holds the lease of")
 
 
 class Health(BaseModel):
@@ -46,7 +52,15 @@ async def _checks(svc: Services) -> dict[str, Any]:
                 db = "ok"
         except StorageError:
             db = "error"
-    return {"db": db, "rabbitmq": svc.amqp_state(), "supervisor": svc.supervisor.state}
+    leases = svc.supervisor.leases
+    return {
+        "db": db,
+        "rabbitmq": svc.amqp_state(),
+        "supervisor": svc.supervisor.state,
+        "instance": leases.instance,
+        "leases": "ok" if leases.healthy else "expired",
+        "accountsHeld": len(leases.held),
+    }
 
 
 def _answer(body: dict[str, Any], ok: bool) -> Response:

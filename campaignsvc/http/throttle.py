@@ -17,7 +17,7 @@ from campaignsvc.http.api import endpoint
 from campaignsvc.http.context import services
 from campaignsvc.http.lookups import agents_sent_today
 from campaignsvc.http.presenters import account_display_name
-from campaignsvc.storage import ramps
+from campaignsvc.storage import leases, ramps
 
 bp = Blueprint("throttle", __name__, url_prefix="/api/campaigns")
 
@@ -50,6 +50,11 @@ class AccountThrottle(BaseModel):
     )
     rampNextStepAt: dt.datetime | None = Field(
         description="When the ramp's budget next grows (a local midnight); null: no ramp, or it no longer grows"
+    )
+    ownerInstance: str | None = Field(
+        description="The instance holding the account's lease (it sends for the account); null: none yet. "
+        "Live pacing figures are this instance's own; an account another instance holds is described "
+        "from the database"
     )
 
 
@@ -92,6 +97,7 @@ async def throttle() -> list[dict[str, Any]]:
     live = {uuid.UUID(s["bdAccountId"]): s for s in services().supervisor.throttle()}
     unread = [a["id"] for a in accounts if a["id"] not in live]
     ramped = await services().store.run(ramps.for_accounts, unread, transaction=False) if unread else {}
+    owners = await services().store.run(leases.owners, [a["id"] for a in accounts], transaction=False)
     out = []
     for account in accounts:
         snapshot = live.get(account["id"])
@@ -104,5 +110,6 @@ async def throttle() -> list[dict[str, Any]]:
                 "sentToday": max(snapshot["sentToday"], sent.get(account["id"], 0)),
             }
         item["displayName"] = account_display_name(account)
+        item["ownerInstance"] = owners.get(account["id"])
         out.append(item)
     return out

@@ -41,6 +41,7 @@ from campaignsvc.storage import do_not_contact as dnc
 from campaignsvc.storage.dispatch import Advance, record
 
 DO_NOT_CONTACT = "On the organization's do-not-contact list"
+LEASE_LOST = "the account's lease moved to another instance"
 # Ledger states a claim may take a row back from to send it again (with its key and its text).
 _RETRYABLE = (SendStatus.IN_DOUBT, SendStatus.DEFERRED, SendStatus.FAILED, SendStatus.SENDING)
 # The contact fields conditions and templates read (original-v1 §3.3 StepConditions, R-TPL-1).
@@ -75,6 +76,9 @@ class Ask:
     decide: Decide = attrs.field(eq=False)
     pipelines: tuple[uuid.UUID, ...] = ()
     start_at: datetime | None = None
+    # The epoch of the account's lease the claim is made under (actors/leases.py); None: unfenced (a
+    # caller without leases, as in tests of the claim alone).
+    epoch: int | None = None
 
 
 _FACTS = f"""
@@ -88,8 +92,11 @@ _FACTS = f"""
            s.message_id AS send_message_id, s.idempotency_key AS send_key,
            ct.first_name, ct.last_name, ct.display_name, ct.username, ct.email, ct.phone, ct.telegram_id,
            ct.deleted_at AS contact_deleted_at, ct.organization_id AS contact_organization_id,
-           co.name AS company_name, {dnc.listed("ct")} AS do_not_contact
-    FROM unnest($1::uuid[], $2::int[]) WITH ORDINALITY AS r (id, step_key, n)
+           co.name AS company_name, {dnc.listed("ct")} AS do_not_contact,
+           (r.epoch IS NULL OR EXISTS (SELECT 1 FROM campaign_account_leases la
+                                       WHERE la.bd_account_id = r.account AND la.owner = $3 AND la.epoch = r.epoch))
+               AS leased
+    FROM unnest($1::uuid[], $2::int[], $4::uuid[], $5::bigint[]) WITH ORDINALITY AS r (id, step_key, account, epoch, n)
     JOIN campaign_participants cp ON cp.id = r.id
     JOIN campaigns c ON c.id = cp.campaign_id
     LEFT JOIN campaign_sends s ON s.campaign_participant_id = cp.id AND s.sequence_step = r.step_key
@@ -116,16 +123,16 @@ _LEADS = """
 _CLAIM = """
     WITH fresh AS (
         INSERT INTO campaign_sends (campaign_participant_id, sequence_step, status, idempotency_key, content,
-                                    campaign_id, bd_account_id, attempts, claimed_at, sent_at, variant_id)
-        SELECT f.pid, f.step_key, 'sending', f.key, f.content, f.cid, f.acc, 1, now(), now(), f.variant
+                                    campaign_id, bd_account_id, attempts, claimed_at, sent_at, variant_id, sent_by)
+        SELECT f.pid, f.step_key, 'sending', f.key, f.content, f.cid, f.acc, 1, now(), now(), f.variant, $11
         FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $10::uuid[])
              AS f (pid, step_key, key, content, cid, acc, variant)
         ON CONFLICT (campaign_participant_id, sequence_step) WHERE idempotency_key IS NOT NULL
         DO UPDATE SET status = 'sending', content = EXCLUDED.content, attempts = campaign_sends.attempts + 1,
-                      claimed_at = now(), metadata = '{}', variant_id = EXCLUDED.variant_id
+                      claimed_at = now(), metadata = '{}', variant_id = EXCLUDED.variant_id, sent_by = $11
         RETURNING id, campaign_participant_id AS pid
     ), retried AS (
-        UPDATE campaign_sends SET status = 'sending', attempts = attempts + 1, claimed_at = now()
+        UPDATE campaign_sends SET status = 'sending', attempts = attempts + 1, claimed_at = now(), sent_by = $11
         WHERE id = ANY($7::uuid[])
     ), touched AS (
         INSERT INTO campaign_account_state (bd_account_id, last_send_at, updated_at)
@@ -181,10 +188,19 @@ class _Writes:
 
 
 async def claim_many(
-    conn: asyncpg.Connection, asks: Sequence[Ask], *, quarantine: timedelta
+    conn: asyncpg.Connection, asks: Sequence[Ask], *, quarantine: timedelta, owner: str | None = None
 ) -> list[ClaimResult]:
-    """Run inside a transaction: each ask's result, in the order asked."""
-    rows = await conn.fetch(_FACTS, [a.participant_id for a in asks], [a.step_key for a in asks])
+    """Run inside a transaction: each ask's result, in the order asked. ``owner``: the instance claiming
+    (recorded as the row's ``sent_by``); an ask with an epoch is claimed only while ``owner`` holds its
+    account's lease under that epoch."""
+    rows = await conn.fetch(
+        _FACTS,
+        [a.participant_id for a in asks],
+        [a.step_key for a in asks],
+        owner,
+        [a.bd_account_id for a in asks],
+        [a.epoch for a in asks],
+    )
     facts = {r["n"] - 1: r for r in rows}
     stages = await _lead_stages(conn, asks, facts)
     writes = _Writes()
@@ -194,15 +210,17 @@ async def claim_many(
         result = NotDue("participant deleted") if p is None else _judge(i, ask, p, stages, quarantine, writes)
         if result is not None:
             results[i] = result
-    send_ids = await _write(conn, writes)
+    send_ids = await _write(conn, writes, owner)
     for i, (ask, p, key, text) in writes.fresh.items():  # new ledger rows: their ids are known now
         results[i] = _claimed(p, send_ids[ask.participant_id], key, text)
     return [results[i] for i in range(len(asks))]
 
 
-async def claim(conn: asyncpg.Connection, ask: Ask, *, quarantine: timedelta) -> ClaimResult:
+async def claim(
+    conn: asyncpg.Connection, ask: Ask, *, quarantine: timedelta, owner: str | None = None
+) -> ClaimResult:
     """One ask (a batch of one): run inside a transaction."""
-    return (await claim_many(conn, [ask], quarantine=quarantine))[0]
+    return (await claim_many(conn, [ask], quarantine=quarantine, owner=owner))[0]
 
 
 def _judge(
@@ -215,6 +233,8 @@ def _judge(
 ) -> ClaimResult | None:
     """The ``i``-th ask's result from its locked facts, its writes added to ``writes``; None: a new ledger
     row, whose result is made once the row is written."""
+    if not p["leased"]:
+        return NotDue(LEASE_LOST)
     if p["campaign_status"] != CampaignStatus.ACTIVE or p["deleted_at"] is not None:
         return NotDue(f"campaign {p['campaign_status']}")
     if (
@@ -305,7 +325,7 @@ async def _lead_stages(
     return out
 
 
-async def _write(conn: asyncpg.Connection, w: _Writes) -> dict[uuid.UUID, uuid.UUID]:
+async def _write(conn: asyncpg.Connection, w: _Writes, owner: str | None) -> dict[uuid.UUID, uuid.UUID]:
     """The batch's writes, one statement per kind; the new ledger rows' ids by participant."""
     if w.doubted:
         await conn.execute(
@@ -343,5 +363,6 @@ async def _write(conn: asyncpg.Connection, w: _Writes) -> dict[uuid.UUID, uuid.U
         list(w.starts),
         list(w.starts.values()),
         [w.variants.get(i) for i in w.fresh],
+        owner,
     )
     return {r["pid"]: r["id"] for r in rows}

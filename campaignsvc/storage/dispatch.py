@@ -53,6 +53,14 @@ async def active_campaign_ids(conn: asyncpg.Connection) -> list[uuid.UUID]:
     return [r["id"] for r in rows]
 
 
+def _held_by(owner: str) -> str:
+    """SQL: the participant ``cp`` is on an account the instance ``owner`` holds (migrations/0015)."""
+    return (
+        "EXISTS (SELECT 1 FROM campaign_account_leases la"
+        f" WHERE la.bd_account_id = cp.bd_account_id AND la.owner = {owner})"
+    )
+
+
 @attrs.frozen
 class DueRow:
     participant_id: uuid.UUID
@@ -62,16 +70,23 @@ class DueRow:
 
 
 async def due_window(
-    conn: asyncpg.Connection, campaign_id: uuid.UUID, until: datetime, limit: int
+    conn: asyncpg.Connection,
+    campaign_id: uuid.UUID,
+    until: datetime,
+    limit: int,
+    *,
+    owner: str | None = None,
 ) -> tuple[list[DueRow], datetime | None]:
     """Participants of the campaign due up to ``until`` (earliest first, at most ``limit``), skipping
-    accounts paused for this campaign; and the earliest due time after ``until`` (None if none)."""
+    accounts paused for this campaign and, given an ``owner``, accounts that instance does not hold; and
+    the earliest due time after ``until`` (None if none) on the same accounts."""
+    mine = f"($4::text IS NULL OR {_held_by('$4')})"
     rows = await conn.fetch(
-        """
+        f"""
         SELECT cp.id, cp.bd_account_id, cp.current_step, cp.next_send_at
         FROM campaign_participants cp
         WHERE cp.campaign_id = $1 AND cp.status IN ('pending', 'sent') AND cp.next_send_at IS NOT NULL
-          AND cp.next_send_at <= $2 AND cp.bd_account_id IS NOT NULL
+          AND cp.next_send_at <= $2 AND cp.bd_account_id IS NOT NULL AND {mine}
           AND NOT EXISTS (
               SELECT 1 FROM campaign_account_pauses p
               WHERE p.campaign_id = cp.campaign_id AND p.bd_account_id = cp.bd_account_id
@@ -82,14 +97,17 @@ async def due_window(
         campaign_id,
         until,
         limit,
+        owner,
     )
     later = await conn.fetchval(
-        """
-        SELECT min(next_send_at) FROM campaign_participants
-        WHERE campaign_id = $1 AND status IN ('pending', 'sent') AND next_send_at > $2
+        f"""
+        SELECT min(cp.next_send_at) FROM campaign_participants cp
+        WHERE cp.campaign_id = $1 AND cp.status IN ('pending', 'sent') AND cp.next_send_at > $2
+          AND ($3::text IS NULL OR {_held_by("$3")})
         """,
         campaign_id,
         until,
+        owner,
     )
     return [DueRow(r["id"], r["bd_account_id"], r["current_step"], r["next_send_at"]) for r in rows], later
 
@@ -111,6 +129,7 @@ class Advance:
     last_sent_at: datetime | None
     channel_id: str | None
     lead_due: bool = False  # its pipeline lead is owed now (created by actors/leads.py)
+    epoch: int | None = None  # the account's lease it was decided under (None: unfenced)
 
 
 @attrs.frozen
@@ -123,6 +142,7 @@ class Finished:
     error_class: str | None
     error: str | None
     started: datetime | None
+    epoch: int | None = None  # the account's lease its call was made under (None: unfenced)
 
 
 # One statement for a batch of outcomes: the ledger rows finished, the participants moved on from their
@@ -131,14 +151,27 @@ class Finished:
 # and the outbox events. Data-modifying CTEs share one snapshot; no two of them touch the same row.
 # What Messaging passes through when the recipient blocked the account (domain/delivery: a recipient error).
 BLOCKED_BY_USER = "user_is_blocked"
+
+
+def _leased(row: str, arg: str) -> str:
+    """SQL: the outcome was decided under the lease the instance (``$22``) still holds on ``row``'s account
+    — or carries no epoch. An outcome of an instance that lost the account is not written: the one that
+    took it over found the row in doubt and resolves it with the same key (actors/leases.py)."""
+    return (
+        f"({arg}.epoch IS NULL OR EXISTS (SELECT 1 FROM campaign_account_leases la"
+        f" WHERE la.bd_account_id = {row}.bd_account_id AND la.owner = $22 AND la.epoch = {arg}.epoch))"
+    )
+
+
 _RECORD = f"""
     WITH finished AS (
         UPDATE campaign_sends s
         SET status = f.status, message_id = COALESCE(f.message_id, s.message_id), error_class = f.error_class,
             last_error = f.error, sent_at = COALESCE(f.started, now()), completed_at = now()
-        FROM unnest($12::uuid[], $13::varchar[], $14::uuid[], $15::varchar[], $16::text[], $17::timestamptz[])
-             AS f (id, status, message_id, error_class, error, started)
-        WHERE s.id = f.id
+        FROM unnest($12::uuid[], $13::varchar[], $14::uuid[], $15::varchar[], $16::text[], $17::timestamptz[],
+                    $24::bigint[])
+             AS f (id, status, message_id, error_class, error, started, epoch)
+        WHERE s.id = f.id AND {_leased("s", "f")}
     ), moved AS (
         UPDATE campaign_participants cp
         SET current_step = n.current_step, status = n.status, next_send_at = n.next_send_at,
@@ -148,24 +181,25 @@ _RECORD = f"""
             lead_due_at = CASE WHEN n.lead AND cp.lead_created_at IS NULL THEN now() ELSE cp.lead_due_at END,
             updated_at = now()
         FROM unnest($1::uuid[], $2::int[], $3::int[], $4::varchar[], $5::timestamptz[], $6::varchar[], $7::int[],
-                    $8::text[], $9::timestamptz[], $10::varchar[], $11::bool[])
+                    $8::text[], $9::timestamptz[], $10::varchar[], $11::bool[], $23::bigint[])
              AS n (id, step, current_step, status, next_send_at, waiting_reason, attempts, last_error, last_sent_at,
-                   channel_id, lead)
-        WHERE cp.id = n.id AND cp.current_step = n.step AND cp.status IN ('pending', 'sent')
+                   channel_id, lead, epoch)
+        WHERE cp.id = n.id AND cp.current_step = n.step AND cp.status IN ('pending', 'sent') AND {_leased("cp", "n")}
         RETURNING cp.id
     ), sent_anyway AS (
         UPDATE campaign_participants cp
         SET last_sent_at = COALESCE(a.at, cp.last_sent_at),
             lead_due_at = CASE WHEN a.lead AND cp.lead_created_at IS NULL THEN now() ELSE cp.lead_due_at END,
             updated_at = now()
-        FROM unnest($1::uuid[], $9::timestamptz[], $11::bool[]) AS a (id, at, lead)
+        FROM unnest($1::uuid[], $9::timestamptz[], $11::bool[], $23::bigint[]) AS a (id, at, lead, epoch)
         WHERE cp.id = a.id AND (a.at IS NOT NULL OR a.lead) AND a.id NOT IN (SELECT id FROM moved)
+          AND {_leased("cp", "a")}
     ), blocked AS (
         -- The user blocked the account: nobody in the organization messages them again (do-not-contact).
         INSERT INTO campaign_do_not_contact (organization_id, contact_id, reason, source_campaign_id)
         SELECT c.organization_id, cp.contact_id, 'blocked_by_user', cp.campaign_id
-        FROM unnest($12::uuid[], $16::text[]) AS b (id, error)
-        JOIN campaign_sends s ON s.id = b.id
+        FROM unnest($12::uuid[], $16::text[], $24::bigint[]) AS b (id, error, epoch)
+        JOIN campaign_sends s ON s.id = b.id AND {_leased("s", "b")}
         JOIN campaign_participants cp ON cp.id = s.campaign_participant_id
         JOIN campaigns c ON c.id = cp.campaign_id
         WHERE strpos(lower(b.error), '{BLOCKED_BY_USER}') > 0
@@ -180,9 +214,13 @@ async def record(
     advances: Sequence[Advance],
     finished: Sequence[Finished] = (),
     events: Sequence[tuple[str, uuid.UUID | None, dict[str, Any]]] = (),
+    *,
+    owner: str | None = None,
 ) -> set[uuid.UUID]:
     """Outcomes in one statement: participants moved on, ledger rows finished, ``(event_type, organization,
-    data)`` events in the outbox. Returns the participants that were still at their step."""
+    data)`` events in the outbox. Returns the participants that were still at their step. Rows with an
+    epoch are written only while ``owner`` holds their account's lease under it; events are not fenced
+    (they are delivered at least once anyway: the one who resolves the send tells it again)."""
     if not (advances or finished or events):
         return set()
     u = [a.update for a in advances]
@@ -206,19 +244,26 @@ async def record(
         [f.error for f in finished],
         [f.started for f in finished],
         *outbox.rows(events),
+        owner,
+        [a.epoch for a in advances],
+        [f.epoch for f in finished],
     )
     return {r["id"] for r in rows}
 
 
-async def recover_unfinished(conn: asyncpg.Connection, quarantine: timedelta) -> int:
-    """After a crash: every ``sending`` row is in doubt; its participant, if still at that step, waits out
-    the quarantine. The row names its step by key; the participant by position: the position of the step
-    with that key (none when the step was deleted since)."""
+async def recover_unfinished(
+    conn: asyncpg.Connection, quarantine: timedelta, accounts: Sequence[uuid.UUID] | None = None
+) -> int:
+    """After a crash (of this process, or of the instance that held ``accounts``; None: every account):
+    every ``sending`` row is in doubt; its participant, if still at that step, waits out the quarantine.
+    The row names its step by key; the participant by position: the position of the step with that key
+    (none when the step was deleted since)."""
     return await conn.fetchval(
         """
         WITH doubted AS (
             UPDATE campaign_sends SET status = 'in_doubt'
             WHERE status = 'sending' AND idempotency_key IS NOT NULL
+              AND ($2::uuid[] IS NULL OR bd_account_id = ANY($2::uuid[]))
             RETURNING campaign_participant_id, sequence_step, claimed_at
         ), waiting AS (
             UPDATE campaign_participants cp
@@ -236,6 +281,7 @@ async def recover_unfinished(conn: asyncpg.Connection, quarantine: timedelta) ->
         SELECT count(*) FROM doubted
         """,
         quarantine,
+        None if accounts is None else list(accounts),
     )
 
 

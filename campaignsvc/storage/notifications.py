@@ -22,6 +22,13 @@ log = get_logger(__name__)
 
 # Sent by the trigger on campaign_outbox (migration 0008) when rows are inserted.
 OUTBOX = "campaign_outbox"
+# Control messages between instances (integrations/control.py).
+CONTROL = "campaignsvc_control"
+
+
+async def notify(conn: asyncpg.Connection, channel: str, payload: str) -> None:
+    """Send a notification (delivered to listeners when the surrounding transaction, if any, commits)."""
+    await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
 
 
 async def listen(
@@ -29,11 +36,13 @@ async def listen(
     channel: str,
     on_notify: Callable[[], None],
     *,
+    on_payload: Callable[[str], None] | None = None,
     retry_s: float = 1.0,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Call ``on_notify`` (sync, never blocking) for every notification on ``channel``, until cancelled.
-    Ready once the first connection listens, or failed to."""
+    """Call ``on_notify`` (sync, never blocking) for every notification on ``channel``, until cancelled —
+    or, given ``on_payload``, that with each notification's payload and ``on_notify`` only on every
+    (re)connection. Ready once the first connection listens, or failed to."""
     ready: trio.TaskStatus[None] | None = task_status
     while True:
         lost = trio.Event()
@@ -44,8 +53,11 @@ async def listen(
                     dsn, server_settings={"application_name": "campaignsvc-listen"}
                 )
 
-                def notified(*_: Any) -> None:
-                    on_notify()
+                def notified(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+                    if on_payload is not None:
+                        on_payload(payload)
+                    else:
+                        on_notify()
 
                 await aio_as_trio(conn.add_listener)(channel, notified)
             conn.add_termination_listener(lambda _, lost=lost: lost.set())

@@ -113,6 +113,7 @@ CAMPAIGN_TABLES = {
         "completed_at": (TS, True, None),
         "owner_epoch": ("bigint", True, None),
         "variant_id": ("uuid", True, None),
+        "sent_by": ("text", True, None),
     },
     "campaign_step_variants": {
         "id": ("uuid", False, "gen_random_uuid()"),
@@ -152,6 +153,7 @@ CAMPAIGN_INDEXES = {
     "campaign_dnc_username",
     "idx_campaign_sends_campaign_time",
     "idx_campaign_step_variants_step",
+    "idx_campaign_account_leases_owner",
 }
 NEW_TABLES = {
     "campaign_outbox",
@@ -160,6 +162,8 @@ NEW_TABLES = {
     "campaign_account_ramps",
     "campaign_do_not_contact",
     "campaign_step_variants",
+    "campaign_instances",
+    "campaign_account_leases",
     "campaignsvc_migrations",
 }
 # original-v1 §3.2: a selection of the columns campaignsvc reads, with their types.

@@ -49,7 +49,7 @@ async def test_limiter_crash__releases_the_slot_of_the_send_under_way(autojump_c
     participant = uuid.uuid4()
     limiter.offer(SendRequest(plan, participant, account, 0, clock.now()))
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(supervisor._run_limiter, limiter)
+        nursery.start_soon(supervisor._run_limiter, limiter, trio.CancelScope())
         with trio.fail_after(60):
             while not actor.released_:
                 await trio.sleep(0.1)

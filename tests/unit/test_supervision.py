@@ -137,7 +137,7 @@ async def test_a_crashing_limiter__is_restarted_and_the_other_limiters_never_not
     before = restarts("limiter")
     async with trio.open_nursery() as nursery:
         for limiter in limiters.values():
-            await nursery.start(supervisor._run_limiter, limiter)
+            await nursery.start(supervisor._run_limiter, limiter, trio.CancelScope())
         for limiter in limiters.values():
             limiter.offer(SendRequest(plan, uuid.uuid4(), limiter.bd_account_id, 0, clock.now()))
         await trio.sleep(1)
