@@ -154,6 +154,7 @@ function accountCard(a, names, now) {
       el("dd", {}, el("span", { class: "sent-today", text: `${a.sentToday} / ${cap || "∞"}` }), cap ? meter : null),
       el("dt", { text: "next allowed" }), el("dd", { text: nextText }),
       el("dt", { text: "last send" }), el("dd", { text: time(a.lastSendAt) }),
+      el("dt", { text: "sent by" }), el("dd", { class: "owner", text: a.ownerInstance || "—" }),
       el("dt", { text: "queue" }),
       el("dd", {}, queue.length
         ? el("ul", { class: "queue" }, ...queue.map(([cid, n]) =>
