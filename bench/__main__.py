@@ -21,6 +21,7 @@ SCENARIOS = {
     "stats": "bench.stats",
     "footprint": "bench.footprint",
     "slow-endpoint": "bench.slow_endpoint",
+    "instances": "bench.instances",
 }
 ALIASES = {str(i): name for i, name in enumerate(SCENARIOS, start=1)}
 

@@ -82,18 +82,6 @@ class LeaseKeeper:
     def healthy(self) -> bool:
         return trio.current_time() < self._valid_until
 
-    def view(self) -> dict[str, object]:
-        """For /ready, /agents/throttle and the dashboard."""
-        return {
-            "instanceId": self.instance,
-            "accountsHeld": len(self.held),
-            "instancesAlive": self.instances,
-            "leaseSeconds": self._lease.total_seconds(),
-            "healthy": self.healthy,
-            "lastHeartbeatAt": self.last_beat_at,
-            "leaseMoves": self.moves,
-        }
-
     # --- running -------------------------------------------------------------------------------------
 
     async def join(self) -> None:

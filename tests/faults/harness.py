@@ -1,5 +1,8 @@
 """The fault tier's stand: the sandbox process, the service process (restartable), the API over HTTP, and
-the invariants every scenario checks at the sandbox and in the database.
+the invariants every scenario checks at the sandbox and in the database. A stand can also run several
+instances of the service on its one database (``start_instance``: each with its own ``INSTANCE_ID``, port
+and log, killed, paused, resumed and restarted by index), and put a TCP relay between an instance and
+PostgreSQL or the Messaging Service (``MessagingWitness`` records which instance started which call).
 
 The sandbox is the witness: it records every arrival (its idempotency key, account, contact, text and
 time), so what a scenario asserts is what Telegram would have seen, not what the service believes.
@@ -11,10 +14,13 @@ import collections
 import datetime as dt
 import itertools
 import json
+import re
 import signal
+import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import httpx
@@ -24,6 +30,7 @@ from campaignsvc.storage.store import Store
 from tests.conftest import ROOT, ServiceProcess, free_port, start_service, stop_service
 from tests.e2e.processes import HttpClient, start_sandbox_process
 from tests.factories import Org
+from tests.integration.amqp_helpers import BrokerProxy
 from tests.integration.dispatch_helpers import Env
 
 ARTIFACTS = ROOT / "test-artifacts" / "faults"
@@ -42,6 +49,25 @@ TERMINAL = {"completed", "replied", "failed"}
 
 
 @attrs.define
+class Instance:
+    """One ``campaignsvc serve`` process of a multi-instance stand. ``env`` (the stand's ``service_env``,
+    the instance's ``INSTANCE_ID`` and any override) is reused on every restart; the port is new each time."""
+
+    id: str
+    env: dict[str, str]
+    service: ServiceProcess | None = None
+    starts: int = 0
+    paused: bool = False
+
+    @property
+    def alive(self) -> bool:
+        return self.service is not None and self.service.process.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return "" if self.service is None else self.service.log()[-chars:]
+
+
+@attrs.define
 class Stand:
     """One scenario's world. ``service_env`` is reused on every (re)start."""
 
@@ -56,6 +82,8 @@ class Stand:
     env: Env | None = None
     starts: int = 0
     kills: int = 0
+    instances: list[Instance] = attrs.Factory(list)
+    api_instance: int | None = None
 
     @property
     def sandbox_url(self) -> str:
@@ -75,14 +103,23 @@ class Stand:
         async with httpx.AsyncClient(base_url=self.sandbox_url, timeout=30) as box:
             return (await box.get(f"/sandbox/{what}")).json()["items"]
 
+    async def received_since(self, seq: int) -> list[dict[str, Any]]:
+        """The sandbox's arrivals numbered after ``seq`` (its ``seq`` field counts from 1)."""
+        async with httpx.AsyncClient(base_url=self.sandbox_url, timeout=30) as box:
+            response = await box.get("/sandbox/received", params={"since_seq": seq})
+            return response.json()["items"]
+
     async def start_service(self, *, args: tuple[str, ...] = ("serve",)) -> None:
         self.starts += 1
         self.service = await start_service(
             dict(self.service_env), self.tmp / f"service-{self.starts}.log", args=args, ready_timeout=60
         )
+        await self._point_api(self.service.base_url)
+
+    async def _point_api(self, base_url: str) -> None:
         if self.http is not None:
             await self.http.aclose()
-        self.http = httpx.AsyncClient(base_url=self.service.base_url, timeout=30)
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=30)
         self.env = Env(
             store=self.store,
             settings=None,
@@ -99,9 +136,92 @@ class Stand:
         self.service.process.wait(10)
         self.kills += 1
 
+    # Several instances on the stand's database. Any instance takes any API call: ``Stand.env`` talks to
+    # the first one started, or to the one ``use_instance`` names.
+
+    async def start_instance(self, instance_id: str, env: dict[str, str] | None = None) -> int:
+        """Start one more instance named ``instance_id`` (distinct per stand); its index in ``instances``."""
+        assert all(i.id != instance_id for i in self.instances), f"instance {instance_id} exists"
+        self.instances.append(
+            Instance(id=instance_id, env={**self.service_env, "INSTANCE_ID": instance_id, **(env or {})})
+        )
+        index = len(self.instances) - 1
+        await self.restart_instance(index)
+        return index
+
+    async def start_instances(self, *instance_ids: str) -> list[int]:
+        """Start several instances at once (each waits for its own ``/ready``)."""
+        base = len(self.instances)
+        for instance_id in instance_ids:
+            assert all(i.id != instance_id for i in self.instances), f"instance {instance_id} exists"
+            self.instances.append(
+                Instance(id=instance_id, env={**self.service_env, "INSTANCE_ID": instance_id})
+            )
+        indexes = list(range(base, len(self.instances)))
+        async with trio.open_nursery() as nursery:
+            for index in indexes:
+                nursery.start_soon(self.restart_instance, index)
+        return indexes
+
+    async def restart_instance(self, index: int) -> None:
+        """(Re)start the instance under its INSTANCE_ID, on a new port; it must not be running."""
+        instance = self.instances[index]
+        assert not instance.alive, f"instance {instance.id} is still running"
+        instance.starts += 1
+        instance.paused = False
+        env = {k: v for k, v in instance.env.items() if k != "PORT"}
+        instance.service = await start_service(
+            env, self.tmp / f"instance-{instance.id}-{instance.starts}.log", ready_timeout=60
+        )
+        if self.api_instance is None or self.api_instance == index:
+            await self.use_instance(index)
+
+    async def use_instance(self, index: int) -> None:
+        """Point ``Stand.env`` (the API client) at that instance."""
+        self.api_instance = index
+        await self._point_api(self.instances[index].service.base_url)
+
+    def kill_instance(self, index: int) -> float:
+        """SIGKILL the instance (paused or not); the ``time.monotonic()`` of the signal."""
+        process = self.instances[index].service.process
+        process.send_signal(signal.SIGKILL)
+        at = time.monotonic()
+        process.wait(10)
+        self.instances[index].paused = False
+        self.kills += 1
+        return at
+
+    def pause_instance(self, index: int) -> float:
+        """SIGSTOP: the process holds its sockets and does nothing; the ``time.monotonic()`` of the signal."""
+        self.instances[index].service.process.send_signal(signal.SIGSTOP)
+        self.instances[index].paused = True
+        return time.monotonic()
+
+    def resume_instance(self, index: int) -> float:
+        self.instances[index].service.process.send_signal(signal.SIGCONT)
+        self.instances[index].paused = False
+        return time.monotonic()
+
+    def instance_index(self, instance_id: str) -> int:
+        return next(n for n, i in enumerate(self.instances) if i.id == instance_id)
+
+    async def leases(self) -> dict[str, dict[str, Any]]:
+        """``campaign_account_leases`` now: account id → its columns (owner, epoch, taken_at, …) and the
+        owner's ``heartbeat_at`` from ``campaign_instances``."""
+        rows = await self.store.fetch(
+            "SELECT l.*, l.bd_account_id::text AS account, i.heartbeat_at FROM campaign_account_leases l"
+            " LEFT JOIN campaign_instances i ON i.id = l.owner"
+        )
+        return {r["account"]: dict(r) for r in rows}
+
     async def close(self) -> None:
         if self.http is not None:
             await self.http.aclose()
+        for instance in self.instances:
+            if instance.service is not None:
+                if instance.paused:
+                    instance.service.process.send_signal(signal.SIGCONT)
+                stop_service(instance.service)
         if self.service is not None:
             stop_service(self.service)
         if self.sandbox is not None:
@@ -138,6 +258,109 @@ async def open_stand(tmp: Path, store: Store, org: Org, service_env: dict[str, s
         **service_env,
     }
     return Stand(tmp=tmp, store=store, org=org, service_env=env, sandbox_port=port)
+
+
+def address_of(url: str) -> tuple[str, int]:
+    """(host, port) of a ``postgresql://`` or ``http://`` URL."""
+    parts = urlsplit(url)
+    default = 5432 if parts.scheme.startswith("postgres") else 80
+    return parts.hostname or "127.0.0.1", parts.port or default
+
+
+def through_relay(url: str, port: int) -> str:
+    """``url`` with its host and port replaced by a relay's on 127.0.0.1 (user, path and query kept)."""
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@127.0.0.1:{port}" if user else f"127.0.0.1:{port}"))
+
+
+def database_relay(database_url: str) -> BrokerProxy:
+    """The broker tier's TCP relay, in front of PostgreSQL: ``cut`` drops every connection through it and
+    refuses new ones until ``restore``. Run it (``nursery.start(relay.run)``), then give the instance
+    ``through_relay(database_url, relay.port)``."""
+    return BrokerProxy(target=address_of(database_url))
+
+
+_SEND_LINE = b"POST /api/messaging/send"
+_KEY = re.compile(rb'"idempotencyKey"\s*:\s*"([^"]*)"')
+
+
+@attrs.define
+class WitnessedCall:
+    mono: float  # time.monotonic() when the request line passed the relay
+    at: dt.datetime
+    key: str | None = None
+
+
+class MessagingWitness(BrokerProxy):
+    """A relay between one instance and the sandbox that stamps every send request the instance writes.
+    The sandbox, one witness for all instances, cannot tell which instance started a call; this relay can
+    (an instance that the database has fenced off can still write to the Messaging Service, and then
+    has no ledger row to show for it). A stamp is taken when the relay reads the request, so it is never
+    earlier than the call's start and may be later by the test process's own scheduling delay."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        super().__init__(target)
+        self.calls: list[WitnessedCall] = []
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def calls_between(self, start: dt.datetime, end: dt.datetime | None = None) -> list[WitnessedCall]:
+        return [c for c in self.calls if c.at > start and (end is None or c.at < end)]
+
+    async def _serve(self, client: trio.SocketStream) -> None:
+        async with client:
+            if not self._up:
+                return
+            with trio.CancelScope() as scope:
+                self._links.add(scope)
+                try:
+                    server = await trio.open_tcp_stream(*self._target)
+                    async with server, trio.open_nursery() as nursery:
+                        nursery.start_soon(self._requests, client, server, nursery.cancel_scope)
+                        nursery.start_soon(_plain_pump, server, client, nursery.cancel_scope)
+                finally:
+                    self._links.discard(scope)
+
+    async def _requests(
+        self, source: trio.SocketStream, sink: trio.SocketStream, pair: trio.CancelScope
+    ) -> None:
+        buffer = b""
+        open_call: WitnessedCall | None = None
+        try:
+            async for chunk in source:
+                mono, at = time.monotonic(), dt.datetime.now(dt.UTC)
+                buffer += chunk
+                while True:
+                    if open_call is None:
+                        start = buffer.find(_SEND_LINE)
+                        if start < 0:
+                            buffer = buffer[-len(_SEND_LINE) :]
+                            break
+                        open_call = WitnessedCall(mono=mono, at=at)
+                        self.calls.append(open_call)
+                        buffer = buffer[start + len(_SEND_LINE) :]
+                    match = _KEY.search(buffer)
+                    if match is None:
+                        break
+                    open_call.key = match.group(1).decode(errors="replace")
+                    open_call = None
+                    buffer = buffer[match.end() :]
+                await sink.send_all(chunk)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        pair.cancel()
+
+
+async def _plain_pump(source: trio.SocketStream, sink: trio.SocketStream, pair: trio.CancelScope) -> None:
+    try:
+        async for chunk in source:
+            await sink.send_all(chunk)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    pair.cancel()
 
 
 def _mono_of(record: dict[str, Any]) -> float:
