@@ -20,7 +20,7 @@ sandbox's records. The control routes use the sandbox's paths, so ``bench.harnes
 reads either:
 
 ``GET  /sandbox/received`` — ``{"items": [...]}``, one object per send request, in arrival order
-``GET  /sandbox/stats``    — ``{"requests", "connections", "replays", "rejected"}``
+``GET  /sandbox/stats``    — ``{"requests", "connections", "replays", "rejected", "accounts": {id: {"requests"}}}``
 ``POST /sandbox/reset``    — forget every record and counter
 ``GET  /health``
 """
@@ -154,18 +154,24 @@ class StandIn:
                 "contactId": contact,
                 "organizationId": org,
                 "replay": replay,
+                "outcome": "replay" if replay else "sent",
             }
             for seq, (at, account, key, contact, org, replay) in enumerate(self.arrivals, start=1)
         ]
         return json.dumps({"items": items}).encode()
 
     def stats_json(self) -> bytes:
+        accounts: dict[str, dict[str, int]] = {}
+        for _, account, _, _, _, _ in self.arrivals:
+            counted = accounts.setdefault(str(account), {"requests": 0})
+            counted["requests"] += 1
         return json.dumps(
             {
                 "requests": len(self.arrivals),
                 "connections": self.connections,
                 "replays": self.replays,
                 "rejected": self.rejected,
+                "accounts": accounts,
             }
         ).encode()
 

@@ -65,7 +65,15 @@ def check_shape(report: dict, scenario: str) -> None:
 
 
 def test_every_scenario_has_a_module() -> None:
-    assert set(SCENARIOS) == {"throughput", "lateness", "start", "stats", "footprint", "slow-endpoint"}
+    assert set(SCENARIOS) == {
+        "throughput",
+        "lateness",
+        "start",
+        "stats",
+        "footprint",
+        "slow-endpoint",
+        "instances",
+    }
 
 
 def test_throughput(tmp_path: Path) -> None:
@@ -170,3 +178,16 @@ def test_slow_endpoint(tmp_path: Path) -> None:
         assert figures["on_time_sends_received"] == figures["on_time_sends_expected"] > 0
     assert with_slow["slow_account"]["requests"] > 0
     assert "slow_account" not in without
+
+
+def test_instances(tmp_path: Path) -> None:
+    report = run_bench("instances", tmp_path)
+    check_shape(report, "instances")
+    one, two = report["baseline"]["one_instance"], report["figures"]["instances_2"]
+    for figures in (one, two):
+        assert figures["arrivals"] == figures["sends"] > 0
+        assert figures["duplicates"] == 0
+        assert sum(figures["sent_by_instance"].values()) == figures["sends"]
+    assert set(one["sent_by_instance"]) == {"bench-0"}
+    assert set(two["sent_by_instance"]) == {"bench-0", "bench-1"}
+    assert report["ratios"]["instances_2_vs_1_steady"] > 0

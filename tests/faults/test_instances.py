@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import itertools
 import random
 import statistics
 import time
@@ -483,4 +484,71 @@ async def test_paused_instance_and_instance_cut_from_postgres__send_nothing_once
         check("instances_pause_and_cut", figures, problems)
     finally:
         watch.stop()
+        await stand.close()
+
+
+async def _terminate(stand: Stand, index: int, within: float = 20.0) -> None:
+    """SIGTERM (a clean shutdown: sends finish, leases are released) and wait for the exit."""
+    process = stand.instances[index].service.process
+    process.terminate()
+    with trio.fail_after(within):
+        while process.poll() is None:
+            await trio.sleep(0.05)
+
+
+def _longest_pauses(received: list[dict[str, Any]], accounts: set[str], since: float, until: float) -> dict:
+    """Per account, the longest time between two consecutive arrivals in [since, until]."""
+    times: dict[str, list[float]] = collections.defaultdict(list)
+    for record in received:
+        at = float(record["received_mono"])
+        if record.get("bdAccountId") in accounts and since <= at <= until:
+            times[record["bdAccountId"]].append(at)
+    return {
+        account: round(max((b - a for a, b in itertools.pairwise(ts)), default=0.0), 3)
+        for account, ts in ((a, sorted(t)) for a, t in times.items())
+    }
+
+
+async def test_a_rolling_restart_of_every_instance__no_account_pauses_beyond_one_lease(
+    store, database_url, tmp_path
+):
+    """Three instances send; each in turn is stopped cleanly (SIGTERM) and started again under its id,
+    waiting for it to hold leases again before the next. A stopped instance releases its accounts, the
+    others take them at their next heartbeat and the restarted one takes its share back between sends:
+    no account with work waits longer than one lease between two of its sends."""
+    stand = await _open(tmp_path, store, database_url)
+    ids = ["roll-a", "roll-b", "roll-c"]
+    try:
+        await stand.start_sandbox(*SANDBOX_ARGS, "--seed", "14")
+        await stand.start_instances(*ids)
+        accounts = [await stand.org.bd_account() for _ in range(9)]
+        names = {str(a) for a in accounts}
+        cid = await _campaign(stand, accounts, contacts=450)
+        for instance_id in ids:
+            await _wait_held(stand, instance_id, names, within=2 * LEASE_S + 2)
+        began = time.monotonic()
+        for index in range(len(ids)):
+            await stand.use_instance((index + 1) % len(ids))
+            await _terminate(stand, index)
+            await stand.restart_instance(index)
+            await _wait_held(stand, ids[index], names, within=2 * LEASE_S + 2)
+        ended = time.monotonic()
+        completion_s = await stand.wait_completed([cid], within=60)
+        figures, problems = await invariants(
+            stand, [cid], gaps={str(a): GAP_S for a in accounts}, steps={cid: 2}
+        )
+        received = await stand.sandbox_get("received")
+        pauses = _longest_pauses(received, names, began, ended)
+        longest = max(pauses.values(), default=None)
+        figures["restart_window_s"] = round(ended - began, 2)
+        figures["longest_pause_per_account_s"] = pauses
+        figures["longest_pause_s"] = longest
+        figures["completion_s"] = completion_s
+        figures["instances_alive"] = [i.alive for i in stand.instances]
+        if len(pauses) < len(names):
+            problems.append(f"accounts without arrivals during the restarts: {names - set(pauses)}")
+        if longest is None or longest > LEASE_S:
+            problems.append(f"an account paused {longest} s during the rolling restart (lease {LEASE_S} s)")
+        check("instances_rolling_restart", figures, problems)
+    finally:
         await stand.close()
