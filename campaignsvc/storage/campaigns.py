@@ -257,7 +257,8 @@ async def soft_delete(conn: asyncpg.Connection, org: uuid.UUID, campaign_id: uui
 async def duplicate(
     conn: asyncpg.Connection, org: uuid.UUID, source: asyncpg.Record, *, name: str, user_id: uuid.UUID | None
 ) -> asyncpg.Record:
-    """A draft copy with the same settings, templates, steps and audience (no progress)."""
+    """A draft copy with the same settings, templates, steps (their A/B variants and autoWinner too) and
+    audience (no progress)."""
     audience = dict(source["target_audience"] or {})
     audience.pop("contactIds", None)
     copy = await conn.fetchrow(
@@ -290,13 +291,23 @@ async def duplicate(
             SELECT new_id, $3, $2, name, channel, content, conditions, media_url, media_type, media_metadata,
                    variant_group, variant_weight, created_at
             FROM src
+        ), steps AS (
+            SELECT s.*, gen_random_uuid() AS new_id, src.new_id AS new_template_id
+            FROM campaign_sequences s JOIN src ON src.id = s.template_id
+            WHERE s.campaign_id = $1
+        ), copied AS (
+            INSERT INTO campaign_sequences (id, campaign_id, order_index, template_id, delay_hours, delay_minutes,
+                                            conditions, trigger_type, is_hidden, auto_winner, created_at)
+            SELECT new_id, $2, order_index, new_template_id, delay_hours, delay_minutes, conditions, trigger_type,
+                   is_hidden, auto_winner, created_at
+            FROM steps
         )
-        INSERT INTO campaign_sequences (campaign_id, order_index, template_id, delay_hours, delay_minutes, conditions,
-                                        trigger_type, is_hidden, created_at)
-        SELECT $2, s.order_index, src.new_id, s.delay_hours, s.delay_minutes, s.conditions, s.trigger_type,
-               s.is_hidden, s.created_at
-        FROM campaign_sequences s JOIN src ON src.id = s.template_id
-        WHERE s.campaign_id = $1
+        -- Each step's A/B variants, on the copies of their templates.
+        INSERT INTO campaign_step_variants (step_id, template_id, weight, created_at)
+        SELECT steps.new_id, src.new_id, v.weight, v.created_at
+        FROM campaign_step_variants v
+        JOIN steps ON steps.id = v.step_id
+        JOIN src ON src.id = v.template_id
         """,
         source["id"],
         copy["id"],

@@ -405,3 +405,29 @@ async def test_variants_api__validation_roles_limits_and_conflicts(nursery, stor
     await env.api("POST", f"/api/campaigns/{cid}/pause")
     await env.api("DELETE", f"/api/campaigns/{cid}/sequences/{first['id']}", expect=204)
     assert await store.fetchval("SELECT count(*) FROM campaign_step_variants") == 0
+
+
+async def test_duplicate__copies_each_steps_variants_and_auto_winner_onto_the_copied_templates(
+    nursery, store, org
+):
+    env = await start_env(nursery, store, org)
+    account = await org.bd_account()
+    cid = await env.campaign(accounts=[account], contacts=await org.contacts(1), steps=[{}, {}])
+    first, _ = await _steps(env, cid)
+    b = await _template(env, cid, "Variant B text", name="b")
+    await env.api(
+        "POST", f"/api/campaigns/{cid}/sequences/{first['id']}/variants", {"templateId": b, "weight": 3}, 201
+    )
+    await env.api("PATCH", f"/api/campaigns/{cid}/sequences/{first['id']}", {"autoWinner": True})
+
+    copy = await env.api("POST", f"/api/campaigns/{cid}/duplicate", {"name": "Copy"}, 201)
+
+    copied = await _steps(env, copy["id"])
+    assert [s["autoWinner"] for s in copied] == [True, False]
+    (variant,) = copied[0]["variants"]
+    assert (variant["templateName"], variant["weight"]) == ("b", 3)
+    own = {t["id"] for t in await env.api("GET", f"/api/campaigns/{copy['id']}/templates")}
+    assert variant["templateId"] in own and variant["templateId"] != b
+    assert copied[1]["variants"] == []
+    # The source is untouched.
+    assert len((await _steps(env, cid))[0]["variants"]) == 1
