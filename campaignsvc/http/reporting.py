@@ -219,6 +219,7 @@ async def participants(id: uuid.UUID, query: ParticipantsQuery) -> list[dict[str
             sent_before=sent_before,
             limit=limit,
             offset=offset,
+            reply_intent=query.replyIntent,
             where=only.sql if only is not None else None,
             where_args=only.args if only is not None else (),
         )

@@ -303,13 +303,15 @@ async def participant_ids(
     sent_before: Any,
     limit: int,
     offset: int,
+    reply_intent: str | None = None,
     where: Callable[[int], str] | None = None,
     where_args: Sequence[Any] = (),
 ) -> list[uuid.UUID]:
     """Participant ids in page order (latest first send first, then queue order), filtered: one
-    index-only scan of idx_cp_report_page for the common filters, however deep the page. ``where(n)``:
+    index-only scan of idx_cp_report_page for the common filters, however deep the page. ``reply_intent``:
+    only those who replied with it (``unknown``: not classified, as the stats count them). ``where(n)``:
     one more condition on ``cp``, its arguments (``where_args``) from ``$n`` on."""
-    extra = f"AND {where(8)}" if where is not None else ""
+    extra = f"AND {where(9)}" if where is not None else ""
     rows = await conn.fetch(
         f"""
         SELECT cp.id FROM campaign_participants cp
@@ -317,6 +319,7 @@ async def participant_ids(
           AND ($3::uuid IS NULL OR cp.bd_account_id = $3)
           AND ($4::timestamptz IS NULL OR cp.first_sent_at >= $4)
           AND ($5::timestamptz IS NULL OR cp.first_sent_at < $5)
+          AND ($8::text IS NULL OR (cp.replied_at IS NOT NULL AND COALESCE(cp.reply_intent, 'unknown') = $8))
           AND {OWNED} {extra}
         ORDER BY {_PAGE_ORDER}
         LIMIT $6 OFFSET $7
@@ -328,6 +331,7 @@ async def participant_ids(
         sent_before,
         limit,
         offset,
+        reply_intent,
         *where_args,
     )
     return [r["id"] for r in rows]

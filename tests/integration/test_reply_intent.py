@@ -86,6 +86,12 @@ async def test_reply_intent__stored_counted_announced_and_corrected_by_a_person(
     assert stats["repliesByIntent"] == {"unsubscribe": 1}
     (page,) = await env.api("GET", f"/api/campaigns/{cid}/participants")
     assert page["reply_intent"] == "unsubscribe" and page["waiting"] is None
+    by_intent = f"/api/campaigns/{cid}/participants?replyIntent="
+    assert [p["participant_id"] for p in await env.api("GET", by_intent + "unsubscribe")] == [
+        page["participant_id"]
+    ]
+    assert await env.api("GET", by_intent + "interested") == []
+    assert (await env.client.get(by_intent + "maybe", headers=org.headers())).status_code == 400
     announced = await store.fetch(
         "SELECT envelope FROM campaign_outbox WHERE event_type = 'campaign.participant.replied'"
     )

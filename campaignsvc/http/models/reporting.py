@@ -155,6 +155,9 @@ class ParticipantsQuery(Page):
     sentFrom: SentBound | None = Field(None, description="First send on or after this day or instant")
     sentTo: SentBound | None = Field(None, description="First send on or before this day or instant")
     waiting: Code | None = Field(None, description="Only open participants waiting for this reason")
+    replyIntent: Intent | None = Field(
+        None, description="Only participants who replied with this intent (unknown: not classified)"
+    )
 
     def chosen(self) -> str:
         return self.status or self.filter or "all"
