@@ -79,6 +79,8 @@ def test_the_service_client_sends_and_replays(standin: str) -> None:
     assert all(i["bdAccountId"] == str(account) for i in items)
     assert items[0]["received_mono"] <= items[1]["received_mono"] <= items[2]["received_mono"]
     assert stats["requests"] == 3 and stats["replays"] == 1
+    assert stats["accounts"] == {str(account): {"requests": 3}}
+    assert [i["outcome"] for i in items] == ["sent", "replay", "sent"]
 
 
 def test_keep_alive_and_refusals(standin: str) -> None:
@@ -103,4 +105,5 @@ def test_keep_alive_and_refusals(standin: str) -> None:
             "connections": 0,
             "replays": 0,
             "rejected": 0,
+            "accounts": {},
         }
