@@ -36,7 +36,9 @@ STRANDED = Counter(
 )
 LEASES_HELD = Gauge("campaign_account_leases_held", "BD accounts this instance holds the lease of")
 LEASE_MOVES = Counter(
-    "campaign_account_lease_moves_total", "Account leases this instance gained or lost", ["direction"]
+    "campaign_account_lease_moves_total",
+    "Account leases this instance gained or lost; taken_over: gained from an instance that died",
+    ["direction"],
 )
 FENCED = Counter(
     "campaign_fenced_writes_total",

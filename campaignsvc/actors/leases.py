@@ -107,6 +107,9 @@ class LeaseKeeper:
         self.instances = found.instances
         self.share = found.share
         self.last_beat_at = found.at
+        if found.taken_over:
+            metrics.LEASE_MOVES.labels("taken_over").inc(found.taken_over)
+            log.warning("leases.taken_over", instance=self.instance, accounts=found.taken_over)
         self._apply(found.held)
 
     def _apply(self, held: dict[uuid.UUID, int]) -> None:

@@ -34,6 +34,7 @@ class Round:
     instances: int
     share: int = 0  # ceil(accounts / instances alive)
     at: datetime | None = None
+    taken_over: int = 0  # accounts taken this round from instances that died
 
 
 async def join(
@@ -114,8 +115,13 @@ async def heartbeat(
     )
     instances = max(1, counts["instances"])
     share = math.ceil(counts["accounts"] / instances)
+    taken_over = 0
     if take and share > counts["held"]:
-        await _take(conn, instance, lease, quarantine, share - counts["held"])
+        taken_over = await _take(conn, instance, lease, quarantine, share - counts["held"])
+    # Instances gone for a day hold nothing worth keeping a row for (their leases count as dead anyway).
+    await conn.execute(
+        "DELETE FROM campaign_instances WHERE heartbeat_at < now() - interval '1 day' AND id <> $1", instance
+    )
     rows = await conn.fetch(
         "SELECT bd_account_id, epoch FROM campaign_account_leases WHERE owner = $1", instance
     )
@@ -125,12 +131,14 @@ async def heartbeat(
         instances=instances,
         share=share,
         at=at,
+        taken_over=taken_over,
     )
 
 
 async def _take(
     conn: asyncpg.Connection, instance: str, lease: timedelta, quarantine: timedelta, wanted: int
-) -> None:
+) -> int:
+    """Up to ``wanted`` accounts taken; returns how many were a dead instance's."""
     # Accounts seen for the first time get a free lease row.
     await conn.execute(
         """
@@ -164,7 +172,7 @@ async def _take(
         wanted,
     )
     if not taken:
-        return
+        return 0
     await dispatch.recover_unfinished(conn, quarantine, [r["bd_account_id"] for r in taken])
     dead = [r for r in taken if r["old_owner"] is not None]
     if dead:
@@ -182,6 +190,7 @@ async def _take(
             [r["bd_account_id"] for r in dead],
             [r["old_heartbeat"] + lease if r["old_heartbeat"] is not None else None for r in dead],
         )
+    return len(dead)
 
 
 async def leave(conn: asyncpg.Connection, instance: str, boot_id: uuid.UUID) -> None:

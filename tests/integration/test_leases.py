@@ -53,7 +53,7 @@ async def test_fair_shares__the_first_takes_all__a_second_gets_half_once_the_fir
     after = await _beat(store, a, release=[(x, again.held[x]) for x in released])
     assert set(after.held) == accounts - set(released)
     taken = await _beat(store, b)
-    assert set(taken.held) == set(released)
+    assert set(taken.held) == set(released) and taken.taken_over == 0
     assert all(epoch == again.held[x] + 1 for x, epoch in taken.held.items())
     # The gap counts from the release at the earliest on the new owner.
     starts = await store.fetch(
@@ -85,7 +85,7 @@ async def test_a_dead_instances_accounts__taken_over__its_sends_in_doubt__the_ga
 
     taken = await _beat(store, b)
 
-    assert taken.held[account] == epoch + 1
+    assert taken.held[account] == epoch + 1 and taken.taken_over == 1
     status = await store.fetchval(
         "SELECT status FROM campaign_sends WHERE campaign_participant_id = $1", rows[0]["id"]
     )
