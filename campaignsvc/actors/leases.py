@@ -33,6 +33,10 @@ from campaignsvc.storage.store import Store
 log = get_logger(__name__)
 
 
+# A burst of nudges (replies, edits: each publishes a control message) costs one heartbeat per this long.
+NUDGE_SPACING_S = 0.25
+
+
 class InstanceSuperseded(Exception):
     """Another process registered under this instance's id: this one must stop sending and exit."""
 
@@ -132,7 +136,8 @@ class LeaseKeeper:
             self._on_change(gained, lost)
 
     def nudge(self) -> None:
-        """Beat now rather than at the next interval (a campaign started: its accounts may be new)."""
+        """Beat soon rather than at the next interval (a campaign started: its accounts may be new). Many
+        nudges make one beat, and nudged beats are at least ``NUDGE_SPACING_S`` apart."""
         self._nudged.set()
 
     async def run(self, *, task_status: trio.TaskStatus[LeaseKeeper] = trio.TASK_STATUS_IGNORED) -> None:
@@ -140,8 +145,10 @@ class LeaseKeeper:
             nursery.start_soon(self._expire)
             task_status.started(self)
             while True:
+                began = trio.current_time()
                 with trio.move_on_after(self.interval_s):
                     await self._nudged.wait()
+                    await trio.sleep_until(began + min(NUDGE_SPACING_S, self.interval_s))
                 self._nudged = trio.Event()
                 await self._round()
 
