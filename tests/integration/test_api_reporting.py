@@ -666,7 +666,13 @@ async def _participants(store, org: Org, campaign_id: uuid.UUID, count: int) -> 
 
 
 async def _streamed(client, path: str, headers: dict[str, str]) -> tuple[int, list[bytes]]:
-    """The body's chunks as they arrive: the test client buffers only ten before the handler must wait."""
+    """The body's chunks as they arrive: the test client buffers only ten before the handler must wait. A
+    stream that never ends fails the test instead of holding up the suite."""
+    with trio.fail_after(120):
+        return await _stream(client, path, headers)
+
+
+async def _stream(client, path: str, headers: dict[str, str]) -> tuple[int, list[bytes]]:
     async with client.request(path, headers=headers) as connection:
         await connection.send_complete()
         chunks = []

@@ -142,11 +142,16 @@ class Tenants:
         return [s for s in self.secrets() if s in text]
 
 
+# The running instance's own bookkeeping, written by its heartbeat whatever the requests do (migrations/0015).
+INSTANCE_TABLES = {"campaign_instances", "campaign_account_leases"}
+
+
 async def snapshot(store: Any) -> dict[str, list[str]]:
-    """Every row of every table, as text."""
+    """Every row of every table but the instance's bookkeeping, as text."""
     tables = [
         r["tablename"]
         for r in await store.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+        if r["tablename"] not in INSTANCE_TABLES
     ]
     return {
         t: [r["row"] for r in await store.fetch(f'SELECT t::text AS row FROM "{t}" t ORDER BY 1')]
