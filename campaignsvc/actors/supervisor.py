@@ -325,18 +325,19 @@ class Supervisor:
         its row in doubt) and the campaigns forget their participants. Accounts gained: every campaign
         reads its due participants again, now with those accounts'."""
         for account in lost:
-            self._stop_limiter(account)
-            for running in self.campaigns.values():
-                running.actor.account_lost(account)
+            self._give_up(account)
         if gained:
             for running in self.campaigns.values():
                 running.actor.wake()
 
-    def _stop_limiter(self, account: uuid.UUID) -> None:
+    def _give_up(self, account: uuid.UUID) -> None:
+        """The account is no longer this instance's: its limiter stops, its campaigns forget it."""
         self.limiters.pop(account, None)
         scope = self._limiter_scopes.pop(account, None)
         if scope is not None:
             scope.cancel()
+        for running in self.campaigns.values():
+            running.actor.account_lost(account)
 
     async def _let_go(self, n: int) -> list[uuid.UUID]:
         """Up to ``n`` held accounts to hand to other instances, between sends: accounts without a limiter
@@ -346,9 +347,7 @@ class Supervisor:
         quiet = [a for a, lim in self.limiters.items() if lim.sending is None and a in self.leases.held]
         chosen = (idle + quiet)[:n]
         for account in chosen:
-            self._stop_limiter(account)
-            for running in self.campaigns.values():
-                running.actor.account_lost(account)
+            self._give_up(account)
         return chosen
 
     # --- for the reconciler --------------------------------------------------------------------------

@@ -53,11 +53,12 @@ async def active_campaign_ids(conn: asyncpg.Connection) -> list[uuid.UUID]:
     return [r["id"] for r in rows]
 
 
-def _held_by(owner: str) -> str:
-    """SQL: the participant ``cp`` is on an account the instance ``owner`` holds (migrations/0015)."""
+def held_by(owner: str, cp: str = "cp") -> str:
+    """SQL: the participant row ``cp`` is on an account the instance ``owner`` (a parameter) holds
+    (migrations/0015)."""
     return (
         "EXISTS (SELECT 1 FROM campaign_account_leases la"
-        f" WHERE la.bd_account_id = cp.bd_account_id AND la.owner = {owner})"
+        f" WHERE la.bd_account_id = {cp}.bd_account_id AND la.owner = {owner})"
     )
 
 
@@ -80,7 +81,7 @@ async def due_window(
     """Participants of the campaign due up to ``until`` (earliest first, at most ``limit``), skipping
     accounts paused for this campaign and, given an ``owner``, accounts that instance does not hold; and
     the earliest due time after ``until`` (None if none) on the same accounts."""
-    mine = f"($4::text IS NULL OR {_held_by('$4')})"
+    mine = f"($4::text IS NULL OR {held_by('$4')})"
     rows = await conn.fetch(
         f"""
         SELECT cp.id, cp.bd_account_id, cp.current_step, cp.next_send_at
@@ -103,7 +104,7 @@ async def due_window(
         f"""
         SELECT min(cp.next_send_at) FROM campaign_participants cp
         WHERE cp.campaign_id = $1 AND cp.status IN ('pending', 'sent') AND cp.next_send_at > $2
-          AND ($3::text IS NULL OR {_held_by("$3")})
+          AND ($3::text IS NULL OR {held_by("$3")})
         """,
         campaign_id,
         until,
