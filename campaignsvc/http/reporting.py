@@ -338,9 +338,16 @@ async def export_participants(id: uuid.UUID, query: ExportQuery) -> Response:
         store, ident.current().organization_id, id, ids, as_json=not as_csv, inputs=_waiting_inputs()
     )
     if not as_csv:
-        return Response(body, content_type="application/json")
-    return Response(
-        body,
-        content_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="campaign-{str(id)[:8]}-participants.csv"'},
-    )
+        response = Response(body, content_type="application/json")
+    else:
+        response = Response(
+            body,
+            content_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="campaign-{str(id)[:8]}-participants.csv"'
+            },
+        )
+    # A large export outgrows the server's response timeout, which would cut the body mid-stream; it ends
+    # when its rows do, or when the client goes away.
+    response.timeout = None
+    return response
