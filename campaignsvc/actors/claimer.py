@@ -1,10 +1,9 @@
 """Claimer: claims the sends of every limiter about to send, many in one transaction (SPEC R-DEL-1).
 
 A limiter whose next send starts within the claim lead (limiter.CLAIM_LEAD) asks the claimer and waits;
-the claimer takes every ask waiting at that moment (up to ``MAX_BATCH``), claims them in one transaction
-(storage/claims.claim_many: one read under the participants' locks, one statement per kind of write) and
-answers each. While a batch is in the database the next one gathers, so the batch grows with the load and
-a lone ask is claimed at once. A claim is still committed before its Messaging call: the limiter calls
+the claimer takes every ask waiting at that moment (up to ``MAX_BATCH``, actors/batches.py), claims them
+in one transaction (storage/claims.claim_many: one read under the participants' locks, one statement per
+kind of write) and answers each. A claim is still committed before its Messaging call: the limiter calls
 only after its answer.
 
 A batch PostgreSQL rejects (a row it will not take) is claimed again one ask per transaction, so the
@@ -17,12 +16,11 @@ step finds it in doubt and retries it with the same key after the quarantine —
 from __future__ import annotations
 
 import datetime as dt
-import math
 
-import attrs
 import trio
 
 from campaignsvc import metrics
+from campaignsvc.actors.batches import Batches
 from campaignsvc.domain.claims import ClaimResult
 from campaignsvc.errors import CampaignsvcError, DatabaseUnavailable, QueryTimeout, SerializationConflict
 from campaignsvc.logs import get_logger
@@ -40,14 +38,6 @@ class ClaimerStopped(CampaignsvcError):
     """The claimer stopped (the service is shutting down) before it answered."""
 
 
-@attrs.define(eq=False)
-class _Waiter:
-    ask: claims.Ask
-    done: trio.Event = attrs.field(factory=trio.Event)
-    result: ClaimResult | None = None
-    error: BaseException | None = None
-
-
 class Claimer:
     def __init__(
         self,
@@ -60,68 +50,36 @@ class Claimer:
         self._store = store
         self._owner = owner
         self._quarantine = quarantine
-        self._max_batch = max_batch
-        self._send, self._receive = trio.open_memory_channel[_Waiter](math.inf)
+        self._batches: Batches[claims.Ask, ClaimResult] = Batches(
+            self._claim,
+            max_batch=max_batch,
+            stopped=lambda: ClaimerStopped("the claimer stopped before this claim was answered"),
+        )
         self.batches = 0
         self.claimed = 0
 
     async def claim(self, ask: claims.Ask) -> ClaimResult:
         """The ask's claim, committed; raises what the database raised for it."""
-        waiter = _Waiter(ask)
-        self._send.send_nowait(waiter)
-        await waiter.done.wait()
-        if waiter.error is not None:
-            raise waiter.error
-        assert waiter.result is not None
-        return waiter.result
+        return await self._batches.call(ask)
 
     async def run(self, *, task_status: trio.TaskStatus[Claimer] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started(self)
-        batch: list[_Waiter] = []
-        try:
-            while True:
-                batch = [await self._receive.receive()]
-                while len(batch) < self._max_batch:
-                    try:
-                        batch.append(self._receive.receive_nowait())
-                    except trio.WouldBlock:
-                        break
-                await self._claim(batch)
-        finally:
-            # Stopped (shutdown): nobody waits for an answer that will not come.
-            while True:
-                try:
-                    batch.append(self._receive.receive_nowait())
-                except (trio.WouldBlock, trio.ClosedResourceError):
-                    break
-            for w in batch:
-                if not w.done.is_set():
-                    w.error = ClaimerStopped("the claimer stopped before this claim was answered")
-                    w.done.set()
+        await self._batches.run()
 
-    async def _claim(self, batch: list[_Waiter]) -> None:
+    async def _claim(self, asks: list[claims.Ask]) -> list[ClaimResult | BaseException]:
         try:
             results = await self._store.run(
-                claims.claim_many, [w.ask for w in batch], quarantine=self._quarantine, owner=self._owner
+                claims.claim_many, asks, quarantine=self._quarantine, owner=self._owner
             )
         except _TRANSIENT as exc:
-            for w in batch:
-                w.error = exc
-                w.done.set()
-            return
+            return [exc] * len(asks)
         except Exception as exc:
             # A row PostgreSQL will not take (or a step whose decision raises) must not fail the others.
-            if len(batch) == 1:
-                batch[0].error = exc
-                batch[0].done.set()
-                return
-            log.warning("claimer.batch_rejected", error=f"{type(exc).__name__}: {exc}", asks=len(batch))
-            for w in batch:
-                await self._claim([w])
-            return
+            if len(asks) == 1:
+                return [exc]
+            log.warning("claimer.batch_rejected", error=f"{type(exc).__name__}: {exc}", asks=len(asks))
+            return [result for ask in asks for result in await self._claim([ask])]
         self.batches += 1
-        self.claimed += len(batch)
-        metrics.CLAIM_BATCH.observe(len(batch))
-        for w, result in zip(batch, results, strict=True):
-            w.result = result
-            w.done.set()
+        self.claimed += len(asks)
+        metrics.CLAIM_BATCH.observe(len(asks))
+        return list(results)

@@ -19,6 +19,7 @@ import trio
 
 from campaignsvc import metrics
 from campaignsvc.actors import enrolment
+from campaignsvc.actors.account_reader import AccountReader
 from campaignsvc.actors.accounts import account_settings, ramp_steps_down, stepped_down
 from campaignsvc.actors.bus import Bus
 from campaignsvc.actors.campaign import CampaignActor
@@ -82,9 +83,8 @@ class Supervisor:
         self.campaigns: dict[uuid.UUID, _Running] = {}
         self.limiters: dict[uuid.UUID, AccountLimiter] = {}
         self.restarts: collections.Counter[str] = collections.Counter()
-        # Actors starting at once read the database in turns: campaign actors at a boot with thousands
-        # active, limiters when thousands of accounts get their first work together. Unbounded, 10,000
-        # limiters loading at once waited out the pool's acquire timeout and crashed.
+        # Campaign actors starting at once read the database in turns (a boot with thousands active);
+        # limiters read their accounts through the account reader, many per statement.
         self._boot = trio.CapacityLimiter(max(1, settings.db_pool_max // 2))
         self.state = "starting"
         self._messaging = messaging or MessagingClient.from_settings(settings)
@@ -100,6 +100,7 @@ class Supervisor:
         self._limiter_scopes: dict[uuid.UUID, trio.CancelScope] = {}
         self.recorder = Recorder(store, release=self._release, bus=self.bus, owner=settings.instance_id)
         self.claimer = Claimer(store, quarantine=quarantine, owner=settings.instance_id)
+        self.account_reader = AccountReader(store)
         self.reconciler = Reconciler(self)
         self.sender = DispatchSender(
             claimer=self.claimer,
@@ -122,6 +123,7 @@ class Supervisor:
                 self._nursery = nursery
                 await nursery.start(self.recorder.run)
                 await nursery.start(self.claimer.run)
+                await nursery.start(self.account_reader.run)
                 # This boot's accounts: its own leases back under new epochs, then its share. Sends a crash
                 # left unfinished become in doubt as their accounts are taken (storage/leases.py).
                 await self.leases.join()
@@ -289,8 +291,7 @@ class Supervisor:
         return limiter
 
     async def _load_account(self, bd_account_id: uuid.UUID) -> AccountSettings | None:
-        async with self._boot:
-            row = await self._store.run(accounts_db.limiter_state, bd_account_id, transaction=False)
+        row = await self.account_reader.read(bd_account_id)
         if row is None:
             return AccountSettings(AccountPolicy(active=False, floor_s=self._settings.min_gap_s))
         return account_settings(row, self._settings, self._clock.now())
