@@ -147,7 +147,9 @@ class DispatchSender:
                 self._record(request, _ended(request, ParticipantStatus.STOPPED, reason), epoch)
                 return SendReport(attempted=False)
             case claims.Claimed() as claimed:
-                if start_at is not None:
+                # Wait for the start only when it is ahead: a start already reached (no gap to wait
+                # out) costs no timed wait, whose expiry trio delivers as a cancellation.
+                if start_at is not None and start_at > self._clock.now():
                     await trio.sleep_until(self._clock.deadline(start_at))
                 if (
                     self._leases is not None
