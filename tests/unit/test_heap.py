@@ -5,7 +5,7 @@ import trio
 from campaignsvc import heap
 
 
-def test_frozen_survivors__freezes_what_survives_each_full_collection_and_thaws_on_exit():
+def test_frozen_survivors__freezes_what_survives_each_collection_of_old_generations_and_thaws_on_exit():
     gc.unfreeze()
     with heap.frozen_survivors():
         at_entry = gc.get_freeze_count()
@@ -13,6 +13,14 @@ def test_frozen_survivors__freezes_what_survives_each_full_collection_and_thaws_
         survivors = [[i] for i in range(1000)]  # new, tracked, alive
         gc.collect()
         assert gc.get_freeze_count() >= at_entry + len(survivors)
+        younger = [[i] for i in range(1000)]
+        before = gc.get_freeze_count()
+        gc.collect(1)  # a collection of the younger generations freezes its survivors too
+        assert gc.get_freeze_count() >= before + len(younger)
+        youngest = [[i] for i in range(1000)]
+        before = gc.get_freeze_count()
+        gc.collect(0)  # the youngest alone does not
+        assert gc.get_freeze_count() == before and youngest
         garbage = []
         garbage.append(garbage)  # a cycle made after the freeze is still found by the collector
         del garbage
