@@ -148,9 +148,13 @@ class DispatchSender:
                 return SendReport(attempted=False)
             case claims.Claimed() as claimed:
                 # Wait for the start only when it is ahead: a start already reached (no gap to wait
-                # out) costs no timed wait, whose expiry trio delivers as a cancellation.
+                # out) costs no timed wait, whose expiry trio delivers as a cancellation. The wait is
+                # also the time to connect: a connect at the start would delay the request's write,
+                # from which the account's next gap counts.
                 if start_at is not None and start_at > self._clock.now():
-                    await trio.sleep_until(self._clock.deadline(start_at))
+                    await self._messaging.warm()
+                    if start_at > self._clock.now():
+                        await trio.sleep_until(self._clock.deadline(start_at))
                 if (
                     self._leases is not None
                     and epoch is not None

@@ -9,7 +9,8 @@ parsing, keep-alive rules); this module only keeps connections and maps failures
 
 - At most ``max_connections`` requests in flight (a caller waits for a free one here), each on its own
   connection; idle connections are reused newest first and dropped after ``idle_expiry_s`` (below the 5 s
-  keep-alive timeout of a Node.js server) or when the peer has closed them.
+  keep-alive timeout of a Node.js server) or when the peer has closed them. ``warm()`` connects one ahead
+  of a request whose start is known, so its start is not spent connecting.
 - Failures raise :class:`TransportFailure` with its kind: ``connect`` (never reached the server: safe to
   call "not sent"), ``timeout``, ``reset`` (the connection broke after the request may have been written),
   ``protocol`` (an answer that is not HTTP/1.1). A connection that failed, was cancelled mid-request or
@@ -108,6 +109,22 @@ class Http11Pool:
                     self._idle.append(conn)
                 else:
                     await trio.aclose_forcefully(conn.stream)
+
+    async def warm(self) -> None:
+        """Have a usable idle connection ready, connecting one if there is none: a request about to go out
+        then pays for no connect when it starts. A failed connect is left for the request to meet."""
+        now = trio.current_time()
+        if self._closed or (self._idle and self._idle[-1].usable(now, self._idle_expiry_s)):
+            return
+        try:
+            conn = await self._connect()
+        except TransportFailure:
+            return
+        if self._closed:
+            conn.socket.close()
+            return
+        conn.idle_since = trio.current_time()
+        self._idle.append(conn)
 
     async def __aenter__(self) -> Http11Pool:
         return self

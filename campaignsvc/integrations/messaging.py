@@ -76,6 +76,10 @@ class MessagingClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def warm(self) -> None:
+        """A connection ready for the next call (integrations/http11.Http11Pool.warm)."""
+        await self._http.warm()
+
     async def send(
         self, command: SendCommand, *, on_sent: Callable[[], None] | None = None
     ) -> Delivered | Failure:

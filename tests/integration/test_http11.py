@@ -117,6 +117,32 @@ async def test_idle_connections_expire(nursery):
         assert server.connections == 2
 
 
+async def test_warm__connects_ahead_once_and_the_request_uses_that_connection(nursery):
+    server = Server()
+    async with _pool(await _start(nursery, server), idle_expiry_s=0.2) as pool:
+        await pool.warm()
+        await pool.warm()  # an idle, usable connection is there already
+        await trio.sleep(0.01)
+        assert (server.connections, server.requests) == (1, 0)
+        assert (await pool.request(b"POST", "/", [], b"")).status == 200
+        assert (server.connections, server.requests) == (1, 1)
+        await trio.sleep(0.3)  # expired while idle: warming connects a new one
+        await pool.warm()
+        await pool.request(b"POST", "/", [], b"")
+        assert (server.connections, server.requests) == (2, 2)
+
+
+async def test_warm__a_refused_connect_is_left_for_the_request(nursery):
+    with trio.socket.socket() as s:
+        await s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: connections are refused
+        async with _pool(f"http://127.0.0.1:{port}") as pool:
+            await pool.warm()
+            with pytest.raises(TransportFailure) as failure:
+                await pool.request(b"POST", "/", [], b"")
+    assert failure.value.kind == "connect"
+
+
 async def test_calls_in_flight__never_exceed_the_bound(nursery):
     async def slow(stream: trio.SocketStream, conn: h11.Connection, request: h11.Request) -> bool:
         await trio.sleep(0.05)
