@@ -54,15 +54,16 @@ async def supervise(
     """Run the actor until a run returns, restarting it when it raises. ``crashed`` (sync) runs after a
     crash, before the backoff. Readiness is real: the caller's ``nursery.start`` returns once the first
     run says it is ready — or has ended or crashed (the caller never waits for a restart)."""
-    ready = _Readiness(task_status)
+    ready: trio.TaskStatus[None] | None = task_status
     failures = 0
     while True:
         began = trio.current_time()
         try:
-            # In this task, not a task of its own: with 10,000 campaigns and as many accounts, a nursery
-            # and a task more per actor was a third of the service's memory (docs/performance.md).
-            await run(task_status=ready)
-            ready.started()  # a run that ended before it said it was ready: the caller waits no longer
+            async with trio.open_nursery() as inner:
+                await inner.start(run)  # raises if the run ends or crashes before it is ready
+                if ready is not None:
+                    ready.started()
+                    ready = None
             return
         except Exception as group:
             exc = _cause(group)
@@ -72,18 +73,7 @@ async def supervise(
             log.exception(f"{kind}.crashed", **identity, restarts=failures, retry_in_s=delay, error=str(exc))
             if crashed is not None:
                 crashed(exc)
-            ready.started()
+            if ready is not None:
+                ready.started()
+                ready = None
             await trio.sleep(delay)
-
-
-class _Readiness:
-    """The caller's ``task_status``, told once: by the first run that says it is ready, or else when the
-    first run ends or crashes. Later runs' readiness goes nowhere."""
-
-    def __init__(self, outer: trio.TaskStatus[None]) -> None:
-        self._outer: trio.TaskStatus[None] | None = outer
-
-    def started(self, value: object = None) -> None:
-        if self._outer is not None:
-            outer, self._outer = self._outer, None
-            outer.started()

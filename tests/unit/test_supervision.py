@@ -151,32 +151,3 @@ async def test_a_crashing_limiter__is_restarted_and_the_other_limiters_never_not
     assert (senders["good"].sent, senders["bad"].sent) == (2, 1)
     assert supervisor.restarts["limiter"] == 1
     assert restarts("limiter") - before == 1
-
-
-async def test_supervise__runs_the_actor_in_its_own_task(autojump_clock):
-    """No nursery and task of its own per run: with 10,000 campaigns and as many accounts they were a
-    third of the service's memory (docs/performance.md, footprint)."""
-    tasks: list[object] = []
-
-    async def run(*, task_status: trio.TaskStatus[None]) -> None:
-        tasks.append(trio.lowlevel.current_task())
-        task_status.started()
-        if len(tasks) < 3:  # the first run crashes, the second returns
-            raise ValueError("bug")
-
-    async def supervised(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        tasks.append(trio.lowlevel.current_task())
-        await supervise("test", {"key": "k"}, run, task_status=task_status)
-
-    async with trio.open_nursery() as nursery:
-        await nursery.start(supervised)
-    assert len(tasks) == 3 and tasks[0] is tasks[1] is tasks[2]
-
-
-async def test_supervise__a_run_that_ends_before_it_is_ready__releases_the_caller():
-    async def run(*, task_status: trio.TaskStatus[None]) -> None:
-        return None
-
-    async with trio.open_nursery() as nursery:
-        with trio.fail_after(5):
-            await nursery.start(functools.partial(supervise, "test", {"key": "k"}, run))
