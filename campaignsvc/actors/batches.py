@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 import attrs
 import trio
@@ -49,7 +49,7 @@ class Batches(Generic[T, R]):
         await waiter.done.wait()
         if isinstance(waiter.result, BaseException):
             raise waiter.result
-        return waiter.result  # type: ignore[return-value]
+        return cast(R, waiter.result)
 
     async def run(self) -> None:
         batch: list[_Waiter[T, R]] = []

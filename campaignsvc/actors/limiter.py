@@ -77,7 +77,7 @@ class AccountSettings:
     last_start: dt.datetime | None = None
     last_start_exact: bool = False  # last_start was recorded with its call's outcome, not only planned
     recent_starts: list[dt.datetime] = attrs.field(factory=list)
-    # The version of the account's rules these settings were read at (storage/accounts.limiter_state).
+    # The version of the account's rules these settings were read at (storage/accounts.limiter_states).
     rules_version: str | None = None
 
 

@@ -153,8 +153,7 @@ class DispatchSender:
                 # from which the account's next gap counts.
                 if start_at is not None and start_at > self._clock.now():
                     await self._messaging.warm()
-                    if start_at > self._clock.now():
-                        await trio.sleep_until(self._clock.deadline(start_at))
+                    await trio.sleep_until(self._clock.deadline(start_at))
                 if (
                     self._leases is not None
                     and epoch is not None

@@ -21,11 +21,6 @@ _RULES_VERSION = f"""md5(row(a.is_active, a.timezone, a.working_hours_start, a.w
                           WHERE r.bd_account_id = a.id))::text)"""
 
 
-async def limiter_state(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> dict[str, Any] | None:
-    """One account's ``limiter_states``, or None when it does not exist."""
-    return (await limiter_states(conn, [bd_account_id])).get(bd_account_id)
-
-
 async def limiter_states(
     conn: asyncpg.Connection, bd_account_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, dict[str, Any]]:
@@ -134,7 +129,7 @@ async def unblock(conn: asyncpg.Connection, bd_account_id: uuid.UUID) -> None:
 async def settings_versions(
     conn: asyncpg.Connection, bd_account_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, str]:
-    """The current version of each account's sending rules (``limiter_state``'s ``rules_version``)."""
+    """The current version of each account's sending rules (``limiter_states``'s ``rules_version``)."""
     rows = await conn.fetch(
         f"SELECT a.id, {_RULES_VERSION} AS v FROM bd_accounts a WHERE a.id = ANY($1::uuid[])",
         bd_account_ids,

@@ -119,7 +119,7 @@ _LEADS = """
 # so the gap survives a restart at no extra round-trip. The claim runs ahead of the call
 # (actors.limiter.CLAIM_LEAD), so the start recorded is the planned one, or now if the claim ran late;
 # clock_timestamp(), not now() (the transaction's start). The exact start is the ledger's ``sent_at``,
-# written with the outcome (storage/accounts.limiter_state reads both).
+# written with the outcome (storage/accounts.limiter_states reads both).
 _CLAIM = """
     WITH fresh AS (
         INSERT INTO campaign_sends (campaign_participant_id, sequence_step, status, idempotency_key, content,

@@ -60,7 +60,7 @@ async def accounts(
 ) -> list[asyncpg.Record]:
     """The organization's accounts among ``ids``, in that order: their rules (the ``bd_accounts`` row and
     its ramp's ``ramp_*`` columns), the
-    latest send start (as storage/accounts.limiter_state reads it: the later of the latest claim's planned
+    latest send start (as storage/accounts.limiter_states reads it: the later of the latest claim's planned
     start and the latest recorded call), a pause for this campaign, and how many other active campaigns
     have due participants on each."""
     return await conn.fetch(

@@ -2,7 +2,7 @@
 (domain.pacing.Ramp; docs/semantics.md, "Ramp-up").
 
 Asyncio functions for ``Store.run``. The endpoints' reads and writes are scoped by organization through
-the account; the limiter reads the ramp with the account (storage/accounts.limiter_state), and a change
+the account; the limiter reads the ramp with the account (storage/accounts.limiter_states), and a change
 here changes the account's rules version, so live limiters re-read it.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-# The ramp's columns as storage/accounts.limiter_state and the throttle read them (prefixed ``ramp_``);
+# The ramp's columns as storage/accounts.limiter_states and the throttle read them (prefixed ``ramp_``);
 # actors/accounts.account_ramp turns them into a domain.pacing.Ramp.
 COLUMNS = (
     "start_per_day",
@@ -74,7 +74,7 @@ async def delete(conn: asyncpg.Connection, account_id: uuid.UUID) -> bool:
 async def for_accounts(
     conn: asyncpg.Connection, account_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, asyncpg.Record]:
-    """The ramps of the given accounts, by account (columns prefixed ``ramp_``, as limiter_state has them)."""
+    """The ramps of the given accounts, by account (columns prefixed ``ramp_``, as limiter_states has them)."""
     if not account_ids:
         return {}
     rows = await conn.fetch(

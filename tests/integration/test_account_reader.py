@@ -31,7 +31,7 @@ async def test_reads_waiting_together__each_its_own_account(nursery, store, org)
         await nursery.start(reader.run)
     assert (reader.batches, reader.read_rows) == (1, 32)
     for i, account in enumerate(accounts):
-        assert answers[i] == await store.run(accounts_db.limiter_state, account)
+        assert answers[i] == (await store.run(accounts_db.limiter_states, [account]))[account]
         assert answers[i]["id"] == account and answers[i]["max_dm_per_day"] == 10 + i
     assert answers[30] == answers[0]
     assert answers[31] is None

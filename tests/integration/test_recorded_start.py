@@ -19,7 +19,7 @@ async def test_recorded_last_start__is_the_calls_start_not_the_claims(nursery, s
     await env.api("POST", f"/api/campaigns/{cid}/start")
     await env.wait_status(cid, "completed")
     last = max(env.sandbox.state.messages, key=lambda m: m["sent_at"])
-    state = await store.run(accounts_db.limiter_state, account)
+    state = (await store.run(accounts_db.limiter_states, [account]))[account]
     claimed = await store.fetchval(
         "SELECT max(s.claimed_at) FROM campaign_sends s WHERE s.campaign_id = $1", uuid.UUID(cid)
     )
@@ -41,7 +41,7 @@ async def test_a_start_only_planned__is_not_exact(nursery, store, org):
     await store.execute(
         "UPDATE campaign_account_state SET last_send_at = $2 WHERE bd_account_id = $1", account, planned
     )
-    state = await store.run(accounts_db.limiter_state, account)
+    state = (await store.run(accounts_db.limiter_states, [account]))[account]
     assert state["last_send_at"] == planned
     assert not state["last_send_exact"]
 
